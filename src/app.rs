@@ -1,0 +1,107 @@
+//! Building and running the server: database (with migrations), keys, state, router,
+//! listener. Production and the tests go through the same [`App::build`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::auth::jwt::{Keys, resolve_secret};
+use crate::auth::password::Hasher;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::policy::Bounds;
+use crate::state::AppState;
+
+pub struct App {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+}
+
+impl App {
+    /// Opens and migrates the database, loads or creates the signing secret, and binds
+    /// the listener. Nothing is served until [`App::run`].
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let clock = if config.testing.clock_control { Clock::controllable() } else { Clock::system() };
+        let db = open_db(&config).await?;
+        let secret = {
+            let (configured, path) = (config.auth.jwt_secret.expose().to_owned(), config.database.path.clone());
+            tokio::task::spawn_blocking(move || resolve_secret(&configured, &path))
+                .await
+                .context("loading the JWT secret")??
+        };
+        let keys = Keys::new(&secret, config.auth.access_token_minutes);
+        let listen = config.listen_addr()?;
+        let listener =
+            TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr().context("reading the bound address")?;
+        let hashers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let state = AppState {
+            db,
+            bounds: Bounds::from(&config.session),
+            config: Arc::new(config),
+            keys: Arc::new(keys),
+            clock,
+            hasher: Hasher::new(hashers),
+        };
+        Ok(App { listener, addr, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
+    /// requests finish.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let router = crate::http::router(self.state);
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Opens (and migrates) the configured database off the async threads.
+pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let (path, size) = (config.database.path.clone(), config.database.pool_size);
+    Ok(tokio::task::spawn_blocking(move || Db::open(&path, size)).await.context("opening the database")??)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

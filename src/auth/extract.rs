@@ -1,0 +1,67 @@
+//! `AuthUser` and `Owner`: the bearer token checked, then the user *and* the token's
+//! session looked up, so a disable, a role change or a revoke takes effect at once.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use uuid::Uuid;
+
+use crate::db::users::{self, User};
+use crate::error::ApiError;
+use crate::http::Now;
+use crate::state::AppState;
+
+use super::Role;
+
+/// An authenticated caller with a live session.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user: User,
+    pub session_id: Uuid,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Now(now) = Now::from_request_parts(parts, state).await?;
+        let token = bearer_token(parts).ok_or(ApiError::NotAuthenticated)?;
+        let claims = state.keys.verify(token, now).map_err(|e| {
+            tracing::debug!(error = %e, "bearer token refused");
+            ApiError::NotAuthenticated
+        })?;
+        let (user_id, session_id) = (claims.sub, claims.sid);
+        let found = state.db.read(move |tx| users::with_session_state(tx, user_id, session_id)).await?;
+        match found {
+            Some((user, session_live)) if session_live && user.is_active => {
+                tracing::Span::current().record("user_id", tracing::field::display(user.id));
+                Ok(AuthUser { user, session_id })
+            }
+            _ => Err(ApiError::NotAuthenticated),
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>` (the scheme is case-insensitive).
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// An authenticated caller whose role is `owner`; anyone else gets 403 `owner_required`.
+#[derive(Debug, Clone)]
+pub struct Owner(pub AuthUser);
+
+impl FromRequestParts<AppState> for Owner {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let caller = AuthUser::from_request_parts(parts, state).await?;
+        if caller.user.role != Role::Owner {
+            return Err(ApiError::Forbidden("owner_required"));
+        }
+        Ok(Owner(caller))
+    }
+}

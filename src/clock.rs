@@ -1,0 +1,77 @@
+//! The one server clock. Every timestamp — token expiry, idle and absolute
+//! timeouts, audit rows — is read from here, so the test clock moves them all.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// The system clock, plus an offset that only `/_test/clock` can move (and only
+/// when `testing.clock_control` is on). Cloning shares the offset.
+#[derive(Clone, Debug)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+    controllable: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClockError {
+    #[error("the clock is not under test control")]
+    NotControllable,
+    #[error("advance_seconds must be between 0 and {max}")]
+    OutOfRange { max: i64 },
+}
+
+/// Far enough for any test (about 300 years), small enough never to overflow chrono.
+const MAX_ADVANCE_SECONDS: i64 = 10_000_000_000;
+
+impl Clock {
+    pub fn system() -> Self {
+        Self { offset_ms: Arc::new(AtomicI64::new(0)), controllable: false }
+    }
+
+    /// A clock that `/_test/clock` may move forward.
+    pub fn controllable() -> Self {
+        Self { offset_ms: Arc::new(AtomicI64::new(0)), controllable: true }
+    }
+
+    pub fn is_controllable(&self) -> bool {
+        self.controllable
+    }
+
+    #[allow(clippy::disallowed_methods)] // the one place the wall clock is read
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + TimeDelta::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Moves the clock forward; it never goes back.
+    pub fn advance(&self, seconds: i64) -> Result<DateTime<Utc>, ClockError> {
+        if !self.controllable {
+            return Err(ClockError::NotControllable);
+        }
+        if !(0..=MAX_ADVANCE_SECONDS).contains(&seconds) {
+            return Err(ClockError::OutOfRange { max: MAX_ADVANCE_SECONDS });
+        }
+        let total = self.offset_ms.fetch_add(seconds * 1000, Ordering::Relaxed) + seconds * 1000;
+        if total > MAX_ADVANCE_SECONDS * 1000 {
+            self.offset_ms.fetch_sub(seconds * 1000, Ordering::Relaxed);
+            return Err(ClockError::OutOfRange { max: MAX_ADVANCE_SECONDS });
+        }
+        Ok(self.now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_moves_now_and_system_clock_refuses() {
+        let clock = Clock::controllable();
+        let before = clock.now();
+        let after = clock.advance(3600).ok();
+        assert!(after.is_some_and(|a| a - before >= TimeDelta::seconds(3600)));
+        assert!(clock.advance(-1).is_err());
+        assert!(Clock::system().advance(1).is_err());
+    }
+}

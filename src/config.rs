@@ -1,0 +1,417 @@
+//! Configuration: built-in defaults, then `config.toml`, then `SESSIOND_<SECTION>_<KEY>`
+//! environment variables, then CLI flags; validated before anything is served.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem: the process exits with status 2 and prints this one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn err(msg: impl Into<String>) -> ConfigError {
+    ConfigError(msg.into())
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub session: SessionConfig,
+    pub testing: TestingConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub path: String,
+    pub pool_size: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub jwt_secret: Secret,
+    pub access_token_minutes: i64,
+    pub max_failed_logins: u32,
+    pub failed_login_window_minutes: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionConfig {
+    pub idle_minutes_default: i64,
+    pub idle_minutes_min: i64,
+    pub idle_minutes_max: i64,
+    pub absolute_minutes_default: i64,
+    pub absolute_minutes_min: i64,
+    pub absolute_minutes_max: i64,
+    pub reuse_grace_seconds: i64,
+    pub retention_days: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    pub clock_control: bool,
+}
+
+/// A string that never prints: `Debug` shows only whether it is set.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() { "Secret(unset)" } else { "Secret(***)" })
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into(), log_format: LogFormat::Text }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { path: "data/sessiond.db".into(), pool_size: 8 }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwt_secret: Secret::default(),
+            access_token_minutes: 5,
+            max_failed_logins: 5,
+            failed_login_window_minutes: 15,
+        }
+    }
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            idle_minutes_default: 1440,
+            idle_minutes_min: 15,
+            idle_minutes_max: 43200,
+            absolute_minutes_default: 10080,
+            absolute_minutes_min: 60,
+            absolute_minutes_max: 129_600,
+            reuse_grace_seconds: 10,
+            retention_days: 30,
+        }
+    }
+}
+
+/// The shortest configured JWT secret accepted (HS256 wants at least 256 bits).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+const ENV_PREFIX: &str = "SESSIOND_";
+
+/// Overrides given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub database: Option<String>,
+    pub listen: Option<String>,
+}
+
+/// Where the configuration file comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// `--config PATH`: the file must exist and be readable.
+    Explicit(PathBuf),
+    /// No flag: `config.toml` in the working directory if present, else defaults.
+    Default,
+}
+
+impl Config {
+    /// Builds the configuration in precedence order (flag > environment > file > default)
+    /// and validates it. Every error names the key, variable or flag at fault.
+    pub fn load(
+        source: &Source,
+        env: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut table = toml::Table::try_from(Config::default())
+            .map_err(|e| err(format!("internal: cannot render defaults: {e}")))?;
+        if let Some((path, text)) = read_source(source)? {
+            let file: toml::Table = toml::from_str(&text)
+                .map_err(|e| err(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+            merge(&mut table, file);
+            // Surface unknown keys and bad types with the file's name before env is applied.
+            Config::deserialize(toml::Value::Table(table.clone()))
+                .map_err(|e| err(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+        }
+        let warnings = apply_env(&mut table, env)?;
+        if let Some(db) = &flags.database {
+            set(&mut table, "database", "path", toml::Value::String(db.clone()));
+        }
+        if let Some(listen) = &flags.listen {
+            set(&mut table, "server", "listen", toml::Value::String(listen.clone()));
+        }
+        let config = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| err(one_line(&e.to_string())))?;
+        config.validate()?;
+        Ok((config, warnings))
+    }
+
+    /// Checks what serde cannot: ranges and the relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if self.database.path.is_empty() {
+            return Err(err("database.path must not be empty"));
+        }
+        if self.database.pool_size == 0 {
+            return Err(err("database.pool_size must be at least 1"));
+        }
+        let secret = self.auth.jwt_secret.expose();
+        if !secret.is_empty() && secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(err(format!(
+                "auth.jwt_secret must be at least {MIN_JWT_SECRET_BYTES} bytes (or empty to generate one)"
+            )));
+        }
+        positive("auth.access_token_minutes", self.auth.access_token_minutes)?;
+        positive("auth.max_failed_logins", i64::from(self.auth.max_failed_logins))?;
+        positive("auth.failed_login_window_minutes", self.auth.failed_login_window_minutes)?;
+        let s = &self.session;
+        positive("session.idle_minutes_min", s.idle_minutes_min)?;
+        positive("session.absolute_minutes_min", s.absolute_minutes_min)?;
+        ordered("session.idle_minutes", s.idle_minutes_min, s.idle_minutes_default, s.idle_minutes_max)?;
+        ordered(
+            "session.absolute_minutes",
+            s.absolute_minutes_min,
+            s.absolute_minutes_default,
+            s.absolute_minutes_max,
+        )?;
+        if s.idle_minutes_default > s.absolute_minutes_default {
+            return Err(err(format!(
+                "session.idle_minutes_default ({}) must not exceed session.absolute_minutes_default ({})",
+                s.idle_minutes_default, s.absolute_minutes_default
+            )));
+        }
+        if s.reuse_grace_seconds < 0 {
+            return Err(err("session.reuse_grace_seconds must be 0 or more"));
+        }
+        positive("session.retention_days", s.retention_days)?;
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|_| {
+            err(format!(
+                "server.listen must be an address such as 127.0.0.1:8080, got {:?}",
+                self.server.listen
+            ))
+        })
+    }
+
+    pub fn is_memory_database(&self) -> bool {
+        self.database.path == ":memory:"
+    }
+}
+
+fn read_source(source: &Source) -> Result<Option<(PathBuf, String)>, ConfigError> {
+    match source {
+        Source::Explicit(path) => std::fs::read_to_string(path)
+            .map(|text| Some((path.clone(), text)))
+            .map_err(|e| err(format!("--config {}: {e}", path.display()))),
+        Source::Default => {
+            let path = Path::new("config.toml");
+            match std::fs::read_to_string(path) {
+                Ok(text) => Ok(Some((path.to_path_buf(), text))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(err(format!("config.toml: {e}"))),
+            }
+        }
+    }
+}
+
+/// Applies `SESSIOND_<SECTION>_<KEY>` variables, parsing each by the type of the key it
+/// overrides. Variables that name no key are reported as warnings, not errors: the
+/// prefix is also used by harnesses and wrappers for their own settings.
+fn apply_env(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = Vec::new();
+    let mut vars: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    vars.sort();
+    for (name, raw) in vars {
+        let rest = name[ENV_PREFIX.len()..].to_ascii_lowercase();
+        let Some((section, key, current)) = lookup_env_key(table, &rest) else {
+            warnings.push(format!("ignoring {name}: it names no configuration key"));
+            continue;
+        };
+        let value = match current {
+            toml::Value::Integer(_) => raw
+                .trim()
+                .parse::<i64>()
+                .map(toml::Value::Integer)
+                .map_err(|_| err(format!("{name} must be an integer, got {raw:?}")))?,
+            toml::Value::Boolean(_) => match raw.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => toml::Value::Boolean(true),
+                "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
+                _ => return Err(err(format!("{name} must be true or false, got {raw:?}"))),
+            },
+            _ => toml::Value::String(raw),
+        };
+        set(table, &section, &key, value);
+    }
+    Ok(warnings)
+}
+
+fn lookup_env_key(table: &toml::Table, rest: &str) -> Option<(String, String, toml::Value)> {
+    let (section, key) = rest.split_once('_')?;
+    let value = table.get(section)?.as_table()?.get(key)?.clone();
+    Some((section.to_owned(), key.to_owned(), value))
+}
+
+fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
+    let entry = table
+        .entry(section.to_owned())
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let toml::Value::Table(t) = entry {
+        t.insert(key.to_owned(), value);
+    }
+}
+
+/// Deep-merges `over` into `base`: sections merge key by key, values replace.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn positive(key: &str, value: i64) -> Result<(), ConfigError> {
+    if value < 1 {
+        return Err(err(format!("{key} must be at least 1, got {value}")));
+    }
+    Ok(())
+}
+
+fn ordered(prefix: &str, min: i64, default: i64, max: i64) -> Result<(), ConfigError> {
+    if min > max {
+        return Err(err(format!(
+            "{prefix}_min ({min}) must not exceed {prefix}_max ({max})"
+        )));
+    }
+    if default < min || default > max {
+        return Err(err(format!(
+            "{prefix}_default ({default}) must be between {prefix}_min ({min}) and {prefix}_max ({max})"
+        )));
+    }
+    Ok(())
+}
+
+/// toml and serde errors span several lines; the contract wants one.
+fn one_line(msg: &str) -> String {
+    msg.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.chars().all(|c| c == '|' || c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(file: Option<&str>, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().map_err(|e| err(e.to_string()))?;
+        let source = match file {
+            Some(text) => {
+                let path = dir.path().join("c.toml");
+                std::fs::write(&path, text).map_err(|e| err(e.to_string()))?;
+                Source::Explicit(path)
+            }
+            None => Source::Explicit(PathBuf::from("/nonexistent/sessiond.toml")),
+        };
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Config::load(&source, env, &Overrides::default()).map(|(c, _)| c)
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(Config::default().validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = load_with(Some("[session]\nidle_minutes_mx = 5\n"), &[]).err().map(|e| e.0);
+        assert!(e.unwrap_or_default().contains("idle_minutes_mx"));
+    }
+
+    #[test]
+    fn env_overrides_file_and_is_typed() {
+        let c = load_with(
+            Some("[session]\nidle_minutes_max = 5000\n"),
+            &[("SESSIOND_SESSION_IDLE_MINUTES_MAX", "6000"), ("SESSIOND_TESTING_CLOCK_CONTROL", "true")],
+        )
+        .ok();
+        assert_eq!(c.as_ref().map(|c| c.session.idle_minutes_max), Some(6000));
+        assert_eq!(c.map(|c| c.testing.clock_control), Some(true));
+        let e = load_with(Some(""), &[("SESSIOND_DATABASE_POOL_SIZE", "many")]).err().map(|e| e.0);
+        assert!(e.unwrap_or_default().contains("SESSIOND_DATABASE_POOL_SIZE"));
+    }
+
+    #[test]
+    fn min_above_max_and_default_outside_bounds_are_refused() {
+        let e = load_with(Some("[session]\nidle_minutes_min = 50\nidle_minutes_max = 40\n"), &[]);
+        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("session.idle_minutes_min"));
+        let e = load_with(Some("[session]\nabsolute_minutes_default = 30\n"), &[]);
+        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("absolute_minutes_default"));
+        let e = load_with(
+            Some("[session]\nidle_minutes_default = 5000\nabsolute_minutes_default = 4000\n"),
+            &[],
+        );
+        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("idle_minutes_default"));
+    }
+
+    #[test]
+    fn short_secret_is_refused_and_never_printed() {
+        let e = load_with(Some("[auth]\njwt_secret = \"short\"\n"), &[]).err().map(|e| e.0);
+        let e = e.unwrap_or_default();
+        assert!(e.contains("auth.jwt_secret") && !e.contains("short\""));
+        let c = load_with(Some("[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n"), &[]);
+        let debug = format!("{:?}", c.ok());
+        assert!(!debug.contains("0123456789abcdef") && debug.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let e = load_with(None, &[]).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains("--config"));
+    }
+}

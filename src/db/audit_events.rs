@@ -1,0 +1,102 @@
+//! `audit_events`: one row for every change, written in the change's own transaction.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Row, params};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::users::parse_uuid;
+use super::{DbError, Tx, from_ms, to_ms};
+
+pub struct NewEvent<'a> {
+    pub account_id: Uuid,
+    /// Who did it; `None` for the operator's CLI.
+    pub user_id: Option<Uuid>,
+    pub action: &'a str,
+    pub resource_type: &'a str,
+    pub resource_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub id: Uuid,
+    pub action: String,
+    pub user_id: Option<Uuid>,
+    pub resource_type: String,
+    pub resource_id: Option<String>,
+    pub details: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts an event and returns its id.
+pub fn insert(tx: &Tx<'_>, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<Uuid, DbError> {
+    let id = Uuid::new_v4();
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO audit_events
+               (id, account_id, user_id, action, resource_type, resource_id, details, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            id.to_string(),
+            e.account_id.to_string(),
+            e.user_id.map(|u| u.to_string()),
+            e.action,
+            e.resource_type,
+            e.resource_id,
+            e.details.to_string(),
+            to_ms(now)
+        ])?;
+    Ok(id)
+}
+
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(Event, i64)> {
+    let user_id: Option<String> = r.get(2)?;
+    let details: String = r.get(5)?;
+    let conv = |idx, e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e)
+    };
+    Ok((
+        Event {
+            id: parse_uuid(r, 0)?,
+            action: r.get(1)?,
+            user_id: user_id.map(|u| Uuid::parse_str(&u)).transpose().map_err(|e| conv(2, e.into()))?,
+            resource_type: r.get(3)?,
+            resource_id: r.get(4)?,
+            details: serde_json::from_str(&details).map_err(|e| conv(5, e.into()))?,
+            created_at: chrono::DateTime::<Utc>::UNIX_EPOCH,
+        },
+        r.get(6)?,
+    ))
+}
+
+/// A page of the account's events, newest first, strictly older than `before` when
+/// given. An unknown `before` (or another account's) yields an empty page.
+pub fn page(
+    tx: &Tx<'_>,
+    account_id: Uuid,
+    before: Option<Uuid>,
+    limit: u32,
+) -> Result<Vec<Event>, DbError> {
+    let mut stmt = tx.conn().prepare_cached(
+        "SELECT id, action, user_id, resource_type, resource_id, details, created_at
+         FROM audit_events
+         WHERE account_id = ?1
+           AND (?2 IS NULL OR seq < (SELECT seq FROM audit_events
+                                     WHERE id = ?2 AND account_id = ?1))
+         ORDER BY seq DESC
+         LIMIT ?3",
+    )?;
+    let rows = stmt.query_map(
+        params![account_id.to_string(), before.map(|b| b.to_string()), limit],
+        event_from_row,
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut event, created_ms) = row?;
+        event.created_at = from_ms(created_ms)?;
+        out.push(event);
+    }
+    Ok(out)
+}

@@ -1,0 +1,122 @@
+//! Storage: the only module that knows SQL or rusqlite.
+//!
+//! Every database call goes through [`Db::read`] or [`Db::write`]: the closure runs on
+//! tokio's blocking pool, takes its pooled connection there, and runs inside one
+//! transaction (IMMEDIATE for writes, so a writer never fails on a lock upgrade).
+//! The per-table modules take a [`Tx`] and the instant `now`; they never read a clock.
+
+pub mod accounts;
+pub mod audit_events;
+mod pool;
+pub mod refresh_tokens;
+pub mod users;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::TransactionBehavior;
+
+pub use pool::{Db, OpenError};
+
+/// What storage can fail with. Only `error.rs` turns these into HTTP statuses.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        DbError::Other(anyhow::Error::new(e).context("sqlite"))
+    }
+}
+
+/// One open transaction, handed to the storage functions of each table. The wrapper keeps
+/// rusqlite's types inside this module tree.
+pub struct Tx<'c>(rusqlite::Transaction<'c>);
+
+impl Tx<'_> {
+    fn conn(&self) -> &rusqlite::Connection {
+        &self.0
+    }
+}
+
+impl Db {
+    /// Runs `f` in a read transaction (one consistent snapshot) on the blocking pool.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.run(TransactionBehavior::Deferred, f).await
+    }
+
+    /// Runs `f` in an IMMEDIATE write transaction on the blocking pool. It commits when `f`
+    /// returns `Ok` and rolls back otherwise.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        self.run(TransactionBehavior::Immediate, f).await
+    }
+
+    /// Answers once the database does.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.read(|tx| Ok(tx.conn().query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    async fn run<T, E, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        let span = tracing::Span::current();
+        let joined = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            db.run_blocking(behavior, f)
+        })
+        .await;
+        match joined {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(E::from(DbError::Other(
+                anyhow::Error::new(e).context("database task was cancelled"),
+            ))),
+        }
+    }
+
+    /// The same transaction discipline, for callers already off the async runtime.
+    fn run_blocking<T, E, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Tx<'_>) -> Result<T, E>,
+        E: From<DbError>,
+    {
+        let mut conn = self.connection().map_err(E::from)?;
+        let tx = conn.transaction_with_behavior(behavior).map_err(DbError::from)?;
+        let tx = Tx(tx);
+        let out = f(&tx)?;
+        tx.0.commit().map_err(DbError::from)?;
+        Ok(out)
+    }
+}
+
+/// Instants are stored as milliseconds since the Unix epoch.
+pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, DbError> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| DbError::Other(anyhow::anyhow!("stored instant {ms} is out of range")))
+}
+
+#[cfg(test)]
+mod tests;

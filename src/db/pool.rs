@@ -1,0 +1,142 @@
+//! Opening the database: the connection pool, the PRAGMAs every connection gets, and the
+//! embedded migrations.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+
+use super::DbError;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// How long a writer waits for another process's (or connection's) lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request waits for a free pooled connection.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// A pool of configured SQLite connections. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<SqliteConnectionManager>,
+    /// For `:memory:`: one connection held for the life of the process, because an
+    /// in-memory database disappears when its last connection closes.
+    _memory_anchor: Option<Arc<Mutex<Connection>>>,
+}
+
+/// Why the database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory { path: String, source: std::io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Open { path: String, source: anyhow::Error },
+    #[error("cannot migrate the database {path}: {source}")]
+    Migrate { path: String, source: anyhow::Error },
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path` — `:memory:` for a private
+    /// in-memory database shared by every pooled connection of this process — and applies
+    /// pending migrations.
+    pub fn open(path: &str, pool_size: u32) -> Result<Db, OpenError> {
+        let db = if path == ":memory:" {
+            Self::open_memory(pool_size)?
+        } else {
+            Self::open_file(path, pool_size)?
+        };
+        db.migrate().map_err(|source| OpenError::Migrate { path: path.to_owned(), source })?;
+        Ok(db)
+    }
+
+    fn open_file(path: &str, pool_size: u32) -> Result<Db, OpenError> {
+        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c, true));
+        let pool = build_pool(manager, pool_size)
+            .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
+        Ok(Db { pool, _memory_anchor: None })
+    }
+
+    /// SQLite's `memdb` VFS: a named in-memory database that every connection of this
+    /// process can open, with ordinary file locking (so `busy_timeout` works), unlike
+    /// shared-cache mode.
+    fn open_memory(pool_size: u32) -> Result<Db, OpenError> {
+        let uri = format!("file:/sessiond-{}?vfs=memdb", uuid::Uuid::new_v4());
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let open_err = |source: anyhow::Error| OpenError::Open { path: ":memory:".into(), source };
+        let anchor = Connection::open_with_flags(&uri, flags)
+            .and_then(|mut c| configure(&mut c, false).map(|()| c))
+            .map_err(|e| open_err(e.into()))?;
+        let manager =
+            SqliteConnectionManager::file(&uri).with_flags(flags).with_init(|c| configure(c, false));
+        let pool = build_pool(manager, pool_size).map_err(open_err)?;
+        Ok(Db { pool, _memory_anchor: Some(Arc::new(Mutex::new(anchor))) })
+    }
+
+    fn migrate(&self) -> anyhow::Result<()> {
+        let mut conn = self.connection()?;
+        embedded::migrations::runner().run(&mut *conn)?;
+        Ok(())
+    }
+
+    /// A pooled connection. Only ever called from a blocking thread.
+    pub(super) fn connection(
+        &self,
+    ) -> Result<PooledConnection<SqliteConnectionManager>, DbError> {
+        self.pool.get().map_err(|e| {
+            DbError::Other(anyhow::Error::new(e).context("no database connection available"))
+        })
+    }
+}
+
+fn build_pool(
+    manager: SqliteConnectionManager,
+    pool_size: u32,
+) -> anyhow::Result<Pool<SqliteConnectionManager>> {
+    // One connection is opened eagerly (start-up stays fast); the rest on demand.
+    let pool = Pool::builder()
+        .max_size(pool_size)
+        .min_idle(Some(1))
+        .connection_timeout(POOL_WAIT)
+        .build(manager)?;
+    Ok(pool)
+}
+
+/// Run on every new connection.
+fn configure(conn: &mut Connection, on_disk: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    if on_disk {
+        // WAL: readers never block the writer. synchronous=FULL: a commit that was
+        // acknowledged survives power loss too, not only a process crash — a revoke that
+        // answered 200 must stay revoked.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.pool.state();
+        f.debug_struct("Db")
+            .field("connections", &state.connections)
+            .field("idle", &state.idle_connections)
+            .field("in_memory", &self._memory_anchor.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,199 @@
+//! `refresh_tokens`: the chains of rotating tokens that carry sessions.
+//!
+//! Every revoking statement keeps `revoked_at IS NULL` in its `WHERE`: a row is stamped
+//! once, concurrent revokers cannot both win, and the partial indexes over live tokens
+//! serve every one of them.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use uuid::Uuid;
+
+use super::users::parse_uuid;
+use super::{DbError, Tx, from_ms, to_ms};
+use crate::policy::Overrides;
+
+pub struct NewToken<'a> {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub token_hash: &'a [u8],
+    pub session_started_at: DateTime<Utc>,
+    pub issued_at: DateTime<Utc>,
+    pub user_agent: Option<&'a str>,
+    pub ip: Option<&'a str>,
+}
+
+/// A presented refresh token with everything the refresh decision needs: its session,
+/// its owner's state and the owner's account policy as it stands now.
+#[derive(Debug, Clone)]
+pub struct Presented {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+    pub user_active: bool,
+    pub session_started_at: DateTime<Utc>,
+    pub issued_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// Set when the token was exchanged by rotation.
+    pub replaced_by: Option<Uuid>,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub overrides: Overrides,
+}
+
+pub fn insert(tx: &Tx<'_>, t: &NewToken<'_>) -> Result<(), DbError> {
+    tx.conn()
+        .prepare_cached(
+            "INSERT INTO refresh_tokens
+               (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            t.id.to_string(),
+            t.session_id.to_string(),
+            t.user_id.to_string(),
+            t.token_hash,
+            to_ms(t.session_started_at),
+            to_ms(t.issued_at),
+            t.user_agent,
+            t.ip
+        ])?;
+    Ok(())
+}
+
+/// Looks a token up by its hash (the unique index), joined to its user and account.
+pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented>, DbError> {
+    let row = tx
+        .conn()
+        .prepare_cached(
+            "SELECT t.id, t.session_id, t.user_id, u.account_id, u.is_active,
+                    t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by,
+                    t.user_agent, t.ip, a.idle_minutes, a.absolute_minutes
+             FROM refresh_tokens t
+             JOIN users u ON u.id = t.user_id
+             JOIN accounts a ON a.id = u.account_id
+             WHERE t.token_hash = ?1",
+        )?
+        .query_row([token_hash], |r| {
+            Ok((
+                (parse_uuid(r, 0)?, parse_uuid(r, 1)?, parse_uuid(r, 2)?, parse_uuid(r, 3)?),
+                r.get::<_, bool>(4)?,
+                (r.get::<_, i64>(5)?, r.get::<_, i64>(6)?, r.get::<_, Option<i64>>(7)?),
+                r.get::<_, Option<String>>(8)?,
+                (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?),
+                Overrides { idle_minutes: r.get(11)?, absolute_minutes: r.get(12)? },
+            ))
+        })
+        .optional()?;
+    let Some(((id, session_id, user_id, account_id), user_active, times, replaced, meta, overrides)) =
+        row
+    else {
+        return Ok(None);
+    };
+    let replaced_by = replaced
+        .map(|s| Uuid::parse_str(&s))
+        .transpose()
+        .map_err(|e| DbError::Other(anyhow::Error::new(e).context("refresh_tokens.replaced_by")))?;
+    Ok(Some(Presented {
+        id,
+        session_id,
+        user_id,
+        account_id,
+        user_active,
+        session_started_at: from_ms(times.0)?,
+        issued_at: from_ms(times.1)?,
+        revoked_at: times.2.map(from_ms).transpose()?,
+        replaced_by,
+        user_agent: meta.0,
+        ip: meta.1,
+        overrides,
+    }))
+}
+
+/// Revokes one token as exchanged for `successor`. False when it was already revoked
+/// (a concurrent refresh won).
+pub fn rotate(tx: &Tx<'_>, id: Uuid, successor: Uuid, now: DateTime<Utc>) -> Result<bool, DbError> {
+    let changed = tx
+        .conn()
+        .prepare_cached(
+            "UPDATE refresh_tokens SET revoked_at = ?2, replaced_by = ?3
+             WHERE id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![id.to_string(), to_ms(now), successor.to_string()])?;
+    Ok(changed == 1)
+}
+
+/// Revokes one token (a timeout, an inactive owner).
+pub fn revoke(tx: &Tx<'_>, id: Uuid, now: DateTime<Utc>) -> Result<bool, DbError> {
+    let changed = tx
+        .conn()
+        .prepare_cached("UPDATE refresh_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .execute(params![id.to_string(), to_ms(now)])?;
+    Ok(changed == 1)
+}
+
+/// Revokes every live token of one session.
+pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, now: DateTime<Utc>) -> Result<usize, DbError> {
+    Ok(tx
+        .conn()
+        .prepare_cached(
+            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE session_id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![session_id.to_string(), to_ms(now)])?)
+}
+
+/// Revokes every live token of one user.
+pub fn revoke_user(tx: &Tx<'_>, user_id: Uuid, now: DateTime<Utc>) -> Result<usize, DbError> {
+    Ok(tx
+        .conn()
+        .prepare_cached(
+            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        )?
+        .execute(params![user_id.to_string(), to_ms(now)])?)
+}
+
+/// The bulk revoke, one statement: every live token of every user of the account,
+/// except those of `keep_user` when given.
+pub const REVOKE_ACCOUNT_SQL: &str = "UPDATE refresh_tokens SET revoked_at = ?2
+     WHERE revoked_at IS NULL
+       AND user_id IN (SELECT id FROM users WHERE account_id = ?1)
+       AND (?3 IS NULL OR user_id <> ?3)";
+
+pub fn revoke_account(
+    tx: &Tx<'_>,
+    account_id: Uuid,
+    keep_user: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<usize, DbError> {
+    Ok(tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(params![
+        account_id.to_string(),
+        to_ms(now),
+        keep_user.map(|u| u.to_string())
+    ])?)
+}
+
+/// The session a token (live or not) belongs to.
+pub struct SessionRef {
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub account_id: Uuid,
+}
+
+pub fn session_of(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<SessionRef>, DbError> {
+    Ok(tx
+        .conn()
+        .prepare_cached(
+            "SELECT t.session_id, t.user_id, u.account_id
+             FROM refresh_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = ?1",
+        )?
+        .query_row([token_hash], |r| {
+            Ok(SessionRef {
+                session_id: parse_uuid(r, 0)?,
+                user_id: parse_uuid(r, 1)?,
+                account_id: parse_uuid(r, 2)?,
+            })
+        })
+        .optional()?)
+}

@@ -1,0 +1,129 @@
+//! `users`: people who log in; each belongs to one account.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{ErrorCode, OptionalExtension, Row, params};
+use uuid::Uuid;
+
+use super::{DbError, Tx, to_ms};
+use crate::auth::Role;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    pub email: String,
+    pub role: Role,
+    pub is_active: bool,
+}
+
+/// A user with the password hash, for login only.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub user: User,
+    pub password_hash: String,
+}
+
+pub struct NewUser<'a> {
+    pub id: Uuid,
+    pub account_id: Uuid,
+    /// Already normalised (lower-cased) by the caller.
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub role: Role,
+}
+
+const USER_COLUMNS: &str = "id, account_id, email, role, is_active";
+
+fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    Ok(User {
+        id: parse_uuid(r, 0)?,
+        account_id: parse_uuid(r, 1)?,
+        email: r.get(2)?,
+        role: r.get::<_, String>(3)?.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
+        })?,
+        is_active: r.get(4)?,
+    })
+}
+
+/// UUIDs are stored as their hyphenated text.
+pub(super) fn parse_uuid(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+    let text: String = r.get(idx)?;
+    Uuid::parse_str(&text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+pub fn insert(tx: &Tx<'_>, u: &NewUser<'_>, now: DateTime<Utc>) -> Result<(), DbError> {
+    let result = tx.conn().execute(
+        "INSERT INTO users (id, account_id, email, password_hash, role, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            u.id.to_string(),
+            u.account_id.to_string(),
+            u.email,
+            u.password_hash,
+            u.role.as_str(),
+            to_ms(now)
+        ],
+    );
+    match result {
+        Ok(_) => Ok(()),
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == ErrorCode::ConstraintViolation
+                && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
+        {
+            Err(DbError::Conflict(format!("a user with email {} already exists", u.email)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn credentials_by_email(tx: &Tx<'_>, email: &str) -> Result<Option<Credentials>, DbError> {
+    let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1");
+    let found = tx
+        .conn()
+        .prepare_cached(&sql)?
+        .query_row([email], |r| {
+            Ok(Credentials { user: user_from_row(r)?, password_hash: r.get(5)? })
+        })
+        .optional()?;
+    Ok(found)
+}
+
+pub fn by_email(tx: &Tx<'_>, email: &str) -> Result<Option<User>, DbError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
+    Ok(tx.conn().prepare_cached(&sql)?.query_row([email], user_from_row).optional()?)
+}
+
+/// The user behind an access token, and whether that token's session still has an
+/// unrevoked refresh token — looked up on every authenticated request.
+pub fn with_session_state(
+    tx: &Tx<'_>,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<Option<(User, bool)>, DbError> {
+    let sql = format!(
+        "SELECT {USER_COLUMNS},
+                EXISTS (SELECT 1 FROM refresh_tokens t
+                        WHERE t.session_id = ?2 AND t.user_id = users.id AND t.revoked_at IS NULL)
+         FROM users WHERE id = ?1"
+    );
+    let found = tx
+        .conn()
+        .prepare_cached(&sql)?
+        .query_row(params![user_id.to_string(), session_id.to_string()], |r| {
+            Ok((user_from_row(r)?, r.get::<_, bool>(5)?))
+        })
+        .optional()?;
+    Ok(found)
+}
+
+pub fn deactivate(tx: &Tx<'_>, user_id: Uuid) -> Result<(), DbError> {
+    let changed =
+        tx.conn().execute("UPDATE users SET is_active = 0 WHERE id = ?1", [user_id.to_string()])?;
+    if changed == 0 {
+        return Err(DbError::NotFound);
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! `ApiError`: the one place where errors become HTTP statuses and `{"detail": …}`
+//! bodies. Internal errors are logged with their cause chain and answered with
+//! `internal_error` only.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::db::DbError;
+use crate::service::{self, RefreshDenied};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed JSON: {0}")]
+    MalformedJson(String),
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("payload too large")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("not authenticated")]
+    NotAuthenticated,
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("refresh refused")]
+    RefreshDenied(RefreshDenied),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0:#}")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn not_found() -> Self {
+        ApiError::NotFound("not_found".into())
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::NotAuthenticated | ApiError::InvalidCredentials | ApiError::RefreshDenied(_) => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json".into(),
+            ApiError::UnsupportedMediaType => "unsupported_media_type".into(),
+            ApiError::PayloadTooLarge => "payload_too_large".into(),
+            ApiError::Unprocessable(msg) | ApiError::NotFound(msg) | ApiError::Conflict(msg) => msg.clone(),
+            ApiError::NotAuthenticated => "not_authenticated".into(),
+            ApiError::InvalidCredentials => "invalid_credentials".into(),
+            ApiError::RefreshDenied(d) => d.detail().into(),
+            ApiError::Forbidden(detail) => (*detail).into(),
+            ApiError::MethodNotAllowed => "method_not_allowed".into(),
+            ApiError::Internal(_) => "internal_error".into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::Internal(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            ApiError::MalformedJson(why) => tracing::debug!(why, "malformed JSON body"),
+            _ => {}
+        }
+        let mut response = (self.status(), Json(json!({ "detail": self.detail() }))).into_response();
+        if matches!(self, ApiError::NotAuthenticated) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> Self {
+        match e {
+            service::Error::InvalidCredentials => ApiError::InvalidCredentials,
+            service::Error::RefreshDenied(d) => ApiError::RefreshDenied(d),
+            service::Error::Policy(p) => ApiError::Unprocessable(p.to_string()),
+            service::Error::Invalid(msg) => ApiError::Unprocessable(msg),
+            service::Error::NotFound(msg) => ApiError::NotFound(msg),
+            service::Error::Conflict(msg) => ApiError::Conflict(msg),
+            service::Error::Internal(e) => ApiError::Internal(e),
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        service::Error::from(e).into()
+    }
+}

@@ -1,0 +1,109 @@
+//! Extractors whose rejections are `ApiError`s: JSON bodies (415/413/400/422), query
+//! strings (422), the request's instant, and what the client says about itself.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::body::Bytes;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::service::sessions::ClientInfo;
+
+/// A JSON request body of type `T`.
+///
+/// - 415 unless `Content-Type` is `application/json` (parameters allowed) or another
+///   `application/*+json`;
+/// - 413 over [`super::MAX_BODY_BYTES`];
+/// - 400 for anything that is not JSON (an empty body included);
+/// - 422 for JSON of the wrong shape. Only objects are accepted: serde would otherwise
+///   read a struct from an array.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_json(req.headers().get(header::CONTENT_TYPE)) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let body = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedJson(e.body_text())
+            }
+        })?;
+        parse_body(&body).map(ApiJson)
+    }
+}
+
+pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::Unprocessable("request body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::Unprocessable(format!("invalid request body: {e}")))
+}
+
+fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json"
+        || essence.strip_prefix("application/").is_some_and(|sub| sub.ends_with("+json"))
+}
+
+/// A query string of type `T`; anything it cannot parse is a 422.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::Unprocessable(format!("invalid query string: {}", e.body_text())))
+    }
+}
+
+/// The instant this request is handled at, read once from the server clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Now(pub DateTime<Utc>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Now {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Now>()
+            .copied()
+            .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("request time was not stamped")))
+    }
+}
+
+/// The longest user agent kept with a session.
+const MAX_USER_AGENT_CHARS: usize = 512;
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        Ok(ClientInfo { user_agent, ip })
+    }
+}

@@ -1,0 +1,67 @@
+//! The HTTP surface: the router, the middleware every request passes, and the
+//! extractors that turn requests into typed input (or into `ApiError`s, never into
+//! axum's plain-text rejections).
+
+mod account_security;
+mod audit;
+mod auth;
+mod extract;
+mod health;
+mod test_clock;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub use extract::{ApiJson, ApiQuery, Now};
+
+/// Request bodies above this are refused with 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let mut api = Router::new()
+        .route("/auth/login", post(auth::login))
+        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/logout", post(auth::logout))
+        .route("/auth/me", get(auth::me))
+        .route("/accounts/me/security", get(account_security::get_policy).patch(account_security::patch_policy))
+        .route("/accounts/me/security/revoke-sessions", post(account_security::revoke_sessions))
+        .route("/accounts/me/audit-events", get(audit::list))
+        .route("/healthz", get(health::healthz));
+    if state.clock.is_controllable() {
+        api = api.route("/_test/clock", post(test_clock::advance));
+    }
+    api.fallback(|| async { ApiError::not_found() })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), stamp_request_time))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+                tracing::info_span!("request", method = %req.method(), route, user_id = tracing::field::Empty)
+            }),
+        )
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("handler panicked");
+            ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+        .with_state(state)
+}
+
+/// Reads the server clock once per request, so the token check and the handler agree on
+/// what "now" is.
+async fn stamp_request_time(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    req.extensions_mut().insert(Now(state.clock.now()));
+    next.run(req).await
+}

@@ -1,0 +1,228 @@
+//! The session lifecycle: login, refresh (rotation), logout.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Error, RefreshDenied, normalize_email};
+use crate::auth::refresh;
+use crate::db::{Tx, audit_events, refresh_tokens, users};
+use crate::policy::Expiry;
+use crate::state::AppState;
+
+/// What the client told us about itself at login, kept with the session.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+}
+
+/// The body of a login or refresh answer.
+#[derive(Serialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenPair").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
+pub async fn login(
+    state: &AppState,
+    email: &str,
+    password: String,
+    client: ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, Error> {
+    let email = normalize_email(email);
+    let creds = state.db.read(move |tx| users::credentials_by_email(tx, &email)).await?;
+    let phc = creds.as_ref().map(|c| c.password_hash.clone());
+    let password_ok = state.hasher.verify(password, phc).await?;
+    let Some(creds) = creds else {
+        return Err(Error::InvalidCredentials);
+    };
+    let user = creds.user;
+    if !password_ok || !user.is_active {
+        let reason = if password_ok { "user_inactive" } else { "invalid_password" };
+        state
+            .db
+            .write(move |tx| {
+                audit_events::insert(
+                    tx,
+                    &audit_events::NewEvent {
+                        account_id: user.account_id,
+                        user_id: Some(user.id),
+                        action: "auth.login_failed",
+                        resource_type: "user",
+                        resource_id: Some(user.id.to_string()),
+                        details: json!({ "reason": reason, "ip": client.ip }),
+                    },
+                    now,
+                )
+            })
+            .await?;
+        return Err(Error::InvalidCredentials);
+    }
+
+    let minted = refresh::mint();
+    let keys = state.keys.clone();
+    let access_token = state
+        .db
+        .write(move |tx| -> Result<String, Error> {
+            let session_id = Uuid::new_v4();
+            refresh_tokens::insert(
+                tx,
+                &refresh_tokens::NewToken {
+                    id: Uuid::new_v4(),
+                    session_id,
+                    user_id: user.id,
+                    token_hash: &minted.hash,
+                    session_started_at: now,
+                    issued_at: now,
+                    user_agent: client.user_agent.as_deref(),
+                    ip: client.ip.as_deref(),
+                },
+            )?;
+            audit_events::insert(
+                tx,
+                &audit_events::NewEvent {
+                    account_id: user.account_id,
+                    user_id: Some(user.id),
+                    action: "auth.login",
+                    resource_type: "session",
+                    resource_id: Some(session_id.to_string()),
+                    details: json!({ "ip": client.ip, "user_agent": client.user_agent }),
+                },
+                now,
+            )?;
+            keys.issue(user.id, session_id, now).map_err(|e| Error::Internal(e.into()))
+        })
+        .await?;
+    Ok(pair(state, access_token, minted.token))
+}
+
+fn pair(state: &AppState, access_token: String, refresh_token: String) -> TokenPair {
+    TokenPair {
+        access_token,
+        refresh_token,
+        token_type: "bearer",
+        expires_in: state.keys.lifetime_seconds(),
+    }
+}
+
+/// Exchanges a refresh token for a new pair, in one transaction: look the token up,
+/// refuse it (revoking it, or its whole session on reuse) or rotate it.
+pub async fn refresh(state: &AppState, presented: &str, now: DateTime<Utc>) -> Result<TokenPair, Error> {
+    let hash = refresh::hash(presented);
+    let minted = refresh::mint();
+    let keys = state.keys.clone();
+    let bounds = state.bounds;
+    let grace = TimeDelta::seconds(state.config.session.reuse_grace_seconds);
+    let outcome = state
+        .db
+        .write(move |tx| -> Result<Result<String, RefreshDenied>, Error> {
+            let Some(p) = refresh_tokens::find_presented(tx, &hash)? else {
+                return Ok(Err(RefreshDenied::InvalidToken));
+            };
+            if let Some(revoked_at) = p.revoked_at {
+                if p.replaced_by.is_some() && now - revoked_at > grace {
+                    revoke_reused_session(tx, &p, now)?;
+                }
+                return Ok(Err(RefreshDenied::InvalidToken));
+            }
+            if !p.user_active {
+                refresh_tokens::revoke(tx, p.id, now)?;
+                return Ok(Err(RefreshDenied::InvalidToken));
+            }
+            if let Some(expiry) =
+                bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
+            {
+                refresh_tokens::revoke(tx, p.id, now)?;
+                return Ok(Err(match expiry {
+                    Expiry::Absolute { limit_minutes } => RefreshDenied::AbsoluteTimeout { limit_minutes },
+                    Expiry::Idle { limit_minutes } => RefreshDenied::IdleTimeout { limit_minutes },
+                }));
+            }
+            let successor = Uuid::new_v4();
+            if !refresh_tokens::rotate(tx, p.id, successor, now)? {
+                return Ok(Err(RefreshDenied::InvalidToken));
+            }
+            refresh_tokens::insert(
+                tx,
+                &refresh_tokens::NewToken {
+                    id: successor,
+                    session_id: p.session_id,
+                    user_id: p.user_id,
+                    token_hash: &minted.hash,
+                    session_started_at: p.session_started_at,
+                    issued_at: now,
+                    user_agent: p.user_agent.as_deref(),
+                    ip: p.ip.as_deref(),
+                },
+            )?;
+            // Signed inside the transaction: if signing failed, the rotation rolls back
+            // and the presented token stays valid.
+            let access = keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
+            Ok(Ok(access))
+        })
+        .await?;
+    match outcome {
+        Ok(access) => Ok(pair(state, access, minted.token)),
+        Err(denied) => Err(Error::RefreshDenied(denied)),
+    }
+}
+
+/// A token already exchanged by rotation came back after the grace window: someone holds
+/// a copy. End the whole session.
+fn revoke_reused_session(tx: &Tx<'_>, p: &refresh_tokens::Presented, now: DateTime<Utc>) -> Result<(), Error> {
+    let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
+    audit_events::insert(
+        tx,
+        &audit_events::NewEvent {
+            account_id: p.account_id,
+            user_id: Some(p.user_id),
+            action: "session.refresh_token_reused",
+            resource_type: "session",
+            resource_id: Some(p.session_id.to_string()),
+            details: json!({ "session_id": p.session_id, "revoked_count": revoked }),
+        },
+        now,
+    )?;
+    tracing::warn!(session_id = %p.session_id, user_id = %p.user_id, revoked, "refresh token reuse detected");
+    Ok(())
+}
+
+/// Ends the session the token belongs to. Unknown or already revoked tokens are fine.
+pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Result<(), Error> {
+    let hash = refresh::hash(presented);
+    state
+        .db
+        .write(move |tx| -> Result<(), Error> {
+            let Some(s) = refresh_tokens::session_of(tx, &hash)? else {
+                return Ok(());
+            };
+            let revoked = refresh_tokens::revoke_session(tx, s.session_id, now)?;
+            if revoked > 0 {
+                audit_events::insert(
+                    tx,
+                    &audit_events::NewEvent {
+                        account_id: s.account_id,
+                        user_id: Some(s.user_id),
+                        action: "auth.logout",
+                        resource_type: "session",
+                        resource_id: Some(s.session_id.to_string()),
+                        details: json!({ "session_id": s.session_id }),
+                    },
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .await
+}

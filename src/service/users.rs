@@ -1,0 +1,80 @@
+//! User administration (the operator's CLI): create and disable.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Error, normalize_email};
+use crate::auth::Role;
+use crate::db::{Db, accounts, audit_events, refresh_tokens, users};
+
+/// A plausible email: one `@` with something on both sides, no spaces or control
+/// characters, at most 254 bytes.
+pub fn check_email(email: &str) -> Result<(), String> {
+    let ok = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
+    if ok { Ok(()) } else { Err(format!("{email:?} is not an email address")) }
+}
+
+pub async fn create(
+    db: &Db,
+    account_id: Uuid,
+    email: &str,
+    role: Role,
+    password_hash: String,
+    now: DateTime<Utc>,
+) -> Result<Uuid, Error> {
+    let email = normalize_email(email);
+    db.write(move |tx| -> Result<Uuid, Error> {
+        if !accounts::exists(tx, account_id)? {
+            return Err(Error::NotFound(format!("no account with id {account_id}")));
+        }
+        let id = Uuid::new_v4();
+        users::insert(
+            tx,
+            &users::NewUser { id, account_id, email: &email, password_hash: &password_hash, role },
+            now,
+        )?;
+        audit_events::insert(
+            tx,
+            &audit_events::NewEvent {
+                account_id,
+                user_id: None,
+                action: "user.created",
+                resource_type: "user",
+                resource_id: Some(id.to_string()),
+                details: json!({ "email": email, "role": role }),
+            },
+            now,
+        )?;
+        Ok(id)
+    })
+    .await
+}
+
+/// Marks the user inactive and revokes all of their refresh tokens, in one transaction.
+/// Returns the user's id and how many tokens were revoked.
+pub async fn disable(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(Uuid, usize), Error> {
+    let email = normalize_email(email);
+    db.write(move |tx| -> Result<(Uuid, usize), Error> {
+        let user = users::by_email(tx, &email)?
+            .ok_or_else(|| Error::NotFound(format!("no user with email {email}")))?;
+        users::deactivate(tx, user.id)?;
+        let revoked = refresh_tokens::revoke_user(tx, user.id, now)?;
+        audit_events::insert(
+            tx,
+            &audit_events::NewEvent {
+                account_id: user.account_id,
+                user_id: None,
+                action: "user.disabled",
+                resource_type: "user",
+                resource_id: Some(user.id.to_string()),
+                details: json!({ "revoked_count": revoked }),
+            },
+            now,
+        )?;
+        Ok((user.id, revoked))
+    })
+    .await
+}

@@ -1,0 +1,20 @@
+//! The shared state every handler receives. No globals: everything is passed.
+
+use std::sync::Arc;
+
+use crate::auth::jwt::Keys;
+use crate::auth::password::Hasher;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::Db;
+use crate::policy::Bounds;
+
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub keys: Arc<Keys>,
+    pub clock: Clock,
+    pub hasher: Hasher,
+    pub bounds: Bounds,
+}
