@@ -26,18 +26,26 @@ impl App {
     /// Opens and migrates the database, loads or creates the signing secret, and binds
     /// the listener. Nothing is served until [`App::run`].
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let clock = if config.testing.clock_control { Clock::controllable() } else { Clock::system() };
+        let clock = if config.testing.clock_control {
+            Clock::controllable()
+        } else {
+            Clock::system()
+        };
         let db = open_db(&config).await?;
         let secret = {
-            let (configured, path) = (config.auth.jwt_secret.expose().to_owned(), config.database.path.clone());
+            let (configured, path) = (
+                config.auth.jwt_secret.expose().to_owned(),
+                config.database.path.clone(),
+            );
             tokio::task::spawn_blocking(move || resolve_secret(&configured, &path))
                 .await
                 .context("loading the JWT secret")??
         };
         let keys = Keys::new(&secret, config.auth.access_token_minutes);
         let listen = config.listen_addr()?;
-        let listener =
-            TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let hashers = std::thread::available_parallelism().map_or(2, |n| n.get());
         let state = AppState {
@@ -48,7 +56,11 @@ impl App {
             clock,
             hasher: Hasher::new(hashers),
         };
-        Ok(App { listener, addr, state })
+        Ok(App {
+            listener,
+            addr,
+            state,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -65,19 +77,27 @@ impl App {
 
     /// Serves until `shutdown` resolves, then stops accepting and lets in-flight
     /// requests finish.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let router = crate::http::router(self.state);
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")
     }
 }
 
 /// Opens (and migrates) the configured database off the async threads.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let (path, size) = (config.database.path.clone(), config.database.pool_size);
-    Ok(tokio::task::spawn_blocking(move || Db::open(&path, size)).await.context("opening the database")??)
+    Ok(tokio::task::spawn_blocking(move || Db::open(&path, size))
+        .await
+        .context("opening the database")??)
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -19,7 +19,11 @@ use crate::config::{Config, ConfigError, Overrides, Source};
 use crate::service::{self, accounts, users};
 
 #[derive(Debug, Parser)]
-#[command(name = "sessiond", version, about = "Session-expiration server on embedded SQLite")]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Session-expiration server on embedded SQLite"
+)]
 pub struct Cli {
     /// Configuration file (default: ./config.toml if present, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH")]
@@ -125,12 +129,18 @@ impl Cli {
     /// The configuration this invocation runs with (flag > environment > file > default),
     /// plus warnings about ignored environment variables.
     pub fn load_config(&self) -> Result<(Config, Vec<String>), CliError> {
-        let source = self.config.clone().map_or(Source::Default, Source::Explicit);
+        let source = self
+            .config
+            .clone()
+            .map_or(Source::Default, Source::Explicit);
         let listen = match &self.command {
             Some(Command::Serve { listen }) => listen.clone().or_else(|| self.listen.clone()),
             _ => self.listen.clone(),
         };
-        let flags = Overrides { database: self.database.clone(), listen };
+        let flags = Overrides {
+            database: self.database.clone(),
+            listen,
+        };
         Ok(Config::load(&source, std::env::vars(), &flags)?)
     }
 
@@ -155,17 +165,26 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             let id = accounts::create(&db, name, Clock::system().now()).await?;
             print_json(&json!({ "account_id": id }))
         }
-        Some(Command::User(UserCommand::Create { account, email, role, password_stdin })) => {
+        Some(Command::User(UserCommand::Create {
+            account,
+            email,
+            role,
+            password_stdin,
+        })) => {
             users::check_email(&email).map_err(|e| CliError::Usage(format!("--email: {e}")))?;
             let (password, generated) = if password_stdin {
                 let password = read_password_stdin()?;
-                check_new_password(&password).map_err(|e| CliError::Usage(format!("--password-stdin: {e}")))?;
+                check_new_password(&password)
+                    .map_err(|e| CliError::Usage(format!("--password-stdin: {e}")))?;
                 (password, false)
             } else {
                 (generate_password(), true)
             };
             let db = open_db(&config).await.map_err(failure)?;
-            let hash = Hasher::new(1).hash(password.clone()).await.map_err(failure)?;
+            let hash = Hasher::new(1)
+                .hash(password.clone())
+                .await
+                .map_err(failure)?;
             let id = users::create(&db, account, &email, role, hash, Clock::system().now()).await?;
             if generated {
                 print_json(&json!({ "user_id": id, "password": password }))
@@ -183,7 +202,9 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
 
 async fn serve(config: Config) -> Result<(), CliError> {
     if config.testing.clock_control {
-        tracing::warn!("testing.clock_control is on: POST /_test/clock can move this server's clock");
+        tracing::warn!(
+            "testing.clock_control is on: POST /_test/clock can move this server's clock"
+        );
     }
     let app = App::build(config).await.map_err(failure)?;
     let addr = app.local_addr();
@@ -197,9 +218,9 @@ async fn serve(config: Config) -> Result<(), CliError> {
 
 fn read_password_stdin() -> Result<String, CliError> {
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| CliError::Usage(format!("--password-stdin: cannot read standard input: {e}")))?;
+    std::io::stdin().read_to_string(&mut input).map_err(|e| {
+        CliError::Usage(format!("--password-stdin: cannot read standard input: {e}"))
+    })?;
     let password = input.strip_suffix('\n').unwrap_or(&input);
     let password = password.strip_suffix('\r').unwrap_or(password);
     Ok(password.to_owned())
@@ -207,7 +228,11 @@ fn read_password_stdin() -> Result<String, CliError> {
 
 /// 24 alphanumeric characters: about 142 bits.
 fn generate_password() -> String {
-    rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect()
+    rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect()
 }
 
 fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
@@ -226,7 +251,9 @@ pub fn one_line_usage_error(rendered: &str) -> String {
     rendered
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -88,19 +88,29 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() { "Secret(unset)" } else { "Secret(***)" })
+        f.write_str(if self.0.is_empty() {
+            "Secret(unset)"
+        } else {
+            "Secret(***)"
+        })
     }
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), log_format: LogFormat::Text }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            log_format: LogFormat::Text,
+        }
     }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { path: "data/sessiond.db".into(), pool_size: 8 }
+        Self {
+            path: "data/sessiond.db".into(),
+            pool_size: 8,
+        }
     }
 }
 
@@ -170,10 +180,20 @@ impl Config {
         }
         let warnings = apply_env(&mut table, env)?;
         if let Some(db) = &flags.database {
-            set(&mut table, "database", "path", toml::Value::String(db.clone()));
+            set(
+                &mut table,
+                "database",
+                "path",
+                toml::Value::String(db.clone()),
+            );
         }
         if let Some(listen) = &flags.listen {
-            set(&mut table, "server", "listen", toml::Value::String(listen.clone()));
+            set(
+                &mut table,
+                "server",
+                "listen",
+                toml::Value::String(listen.clone()),
+            );
         }
         let config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| err(one_line(&e.to_string())))?;
@@ -197,12 +217,23 @@ impl Config {
             )));
         }
         positive("auth.access_token_minutes", self.auth.access_token_minutes)?;
-        positive("auth.max_failed_logins", i64::from(self.auth.max_failed_logins))?;
-        positive("auth.failed_login_window_minutes", self.auth.failed_login_window_minutes)?;
+        positive(
+            "auth.max_failed_logins",
+            i64::from(self.auth.max_failed_logins),
+        )?;
+        positive(
+            "auth.failed_login_window_minutes",
+            self.auth.failed_login_window_minutes,
+        )?;
         let s = &self.session;
         positive("session.idle_minutes_min", s.idle_minutes_min)?;
         positive("session.absolute_minutes_min", s.absolute_minutes_min)?;
-        ordered("session.idle_minutes", s.idle_minutes_min, s.idle_minutes_default, s.idle_minutes_max)?;
+        ordered(
+            "session.idle_minutes",
+            s.idle_minutes_min,
+            s.idle_minutes_default,
+            s.idle_minutes_max,
+        )?;
         ordered(
             "session.absolute_minutes",
             s.absolute_minutes_min,
@@ -260,8 +291,10 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
-    let mut vars: Vec<(String, String)> =
-        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+    let mut vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+        .collect();
     vars.sort();
     for (name, raw) in vars {
         let rest = name[ENV_PREFIX.len()..].to_ascii_lowercase();
@@ -369,7 +402,9 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = load_with(Some("[session]\nidle_minutes_mx = 5\n"), &[]).err().map(|e| e.0);
+        let e = load_with(Some("[session]\nidle_minutes_mx = 5\n"), &[])
+            .err()
+            .map(|e| e.0);
         assert!(e.unwrap_or_default().contains("idle_minutes_mx"));
     }
 
@@ -377,34 +412,65 @@ mod tests {
     fn env_overrides_file_and_is_typed() {
         let c = load_with(
             Some("[session]\nidle_minutes_max = 5000\n"),
-            &[("SESSIOND_SESSION_IDLE_MINUTES_MAX", "6000"), ("SESSIOND_TESTING_CLOCK_CONTROL", "true")],
+            &[
+                ("SESSIOND_SESSION_IDLE_MINUTES_MAX", "6000"),
+                ("SESSIOND_TESTING_CLOCK_CONTROL", "true"),
+            ],
         )
         .ok();
         assert_eq!(c.as_ref().map(|c| c.session.idle_minutes_max), Some(6000));
         assert_eq!(c.map(|c| c.testing.clock_control), Some(true));
-        let e = load_with(Some(""), &[("SESSIOND_DATABASE_POOL_SIZE", "many")]).err().map(|e| e.0);
-        assert!(e.unwrap_or_default().contains("SESSIOND_DATABASE_POOL_SIZE"));
+        let e = load_with(Some(""), &[("SESSIOND_DATABASE_POOL_SIZE", "many")])
+            .err()
+            .map(|e| e.0);
+        assert!(
+            e.unwrap_or_default()
+                .contains("SESSIOND_DATABASE_POOL_SIZE")
+        );
     }
 
     #[test]
     fn min_above_max_and_default_outside_bounds_are_refused() {
-        let e = load_with(Some("[session]\nidle_minutes_min = 50\nidle_minutes_max = 40\n"), &[]);
-        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("session.idle_minutes_min"));
+        let e = load_with(
+            Some("[session]\nidle_minutes_min = 50\nidle_minutes_max = 40\n"),
+            &[],
+        );
+        assert!(
+            e.err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+                .contains("session.idle_minutes_min")
+        );
         let e = load_with(Some("[session]\nabsolute_minutes_default = 30\n"), &[]);
-        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("absolute_minutes_default"));
+        assert!(
+            e.err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+                .contains("absolute_minutes_default")
+        );
         let e = load_with(
             Some("[session]\nidle_minutes_default = 5000\nabsolute_minutes_default = 4000\n"),
             &[],
         );
-        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("idle_minutes_default"));
+        assert!(
+            e.err()
+                .map(|e| e.0)
+                .unwrap_or_default()
+                .contains("idle_minutes_default")
+        );
     }
 
     #[test]
     fn short_secret_is_refused_and_never_printed() {
-        let e = load_with(Some("[auth]\njwt_secret = \"short\"\n"), &[]).err().map(|e| e.0);
+        let e = load_with(Some("[auth]\njwt_secret = \"short\"\n"), &[])
+            .err()
+            .map(|e| e.0);
         let e = e.unwrap_or_default();
         assert!(e.contains("auth.jwt_secret") && !e.contains("short\""));
-        let c = load_with(Some("[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n"), &[]);
+        let c = load_with(
+            Some("[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n"),
+            &[],
+        );
         let debug = format!("{:?}", c.ok());
         assert!(!debug.contains("0123456789abcdef") && debug.contains("Secret(***)"));
     }

@@ -49,9 +49,9 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotAuthenticated | ApiError::InvalidCredentials | ApiError::RefreshDenied(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::NotAuthenticated
+            | ApiError::InvalidCredentials
+            | ApiError::RefreshDenied(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -65,7 +65,9 @@ impl ApiError {
             ApiError::MalformedJson(_) => "malformed_json".into(),
             ApiError::UnsupportedMediaType => "unsupported_media_type".into(),
             ApiError::PayloadTooLarge => "payload_too_large".into(),
-            ApiError::Unprocessable(msg) | ApiError::NotFound(msg) | ApiError::Conflict(msg) => msg.clone(),
+            ApiError::Unprocessable(msg) | ApiError::NotFound(msg) | ApiError::Conflict(msg) => {
+                msg.clone()
+            }
             ApiError::NotAuthenticated => "not_authenticated".into(),
             ApiError::InvalidCredentials => "invalid_credentials".into(),
             ApiError::RefreshDenied(d) => d.detail().into(),
@@ -83,9 +85,12 @@ impl IntoResponse for ApiError {
             ApiError::MalformedJson(why) => tracing::debug!(why, "malformed JSON body"),
             _ => {}
         }
-        let mut response = (self.status(), Json(json!({ "detail": self.detail() }))).into_response();
+        let mut response =
+            (self.status(), Json(json!({ "detail": self.detail() }))).into_response();
         if matches!(self, ApiError::NotAuthenticated) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
                     let _ = e.print();
                     ExitCode::SUCCESS
                 }
-                _ => fail(&CliError::Usage(cli::one_line_usage_error(&e.render().to_string()))),
+                _ => fail(&CliError::Usage(cli::one_line_usage_error(
+                    &e.render().to_string(),
+                ))),
             };
         }
     };
@@ -30,9 +32,16 @@ fn main() -> ExitCode {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return fail(&CliError::Failure(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return fail(&CliError::Failure(format!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
     };
     match runtime.block_on(cli::run(cli, config)) {
         Ok(()) => ExitCode::SUCCESS,

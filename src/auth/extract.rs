@@ -23,7 +23,10 @@ pub struct AuthUser {
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Now(now) = Now::from_request_parts(parts, state).await?;
         let token = bearer_token(parts).ok_or(ApiError::NotAuthenticated)?;
         let claims = state.keys.verify(token, now).map_err(|e| {
@@ -31,7 +34,10 @@ impl FromRequestParts<AppState> for AuthUser {
             ApiError::NotAuthenticated
         })?;
         let (user_id, session_id) = (claims.sub, claims.sid);
-        let found = state.db.read(move |tx| users::with_session_state(tx, user_id, session_id)).await?;
+        let found = state
+            .db
+            .read(move |tx| users::with_session_state(tx, user_id, session_id))
+            .await?;
         match found {
             Some((user, session_live)) if session_live && user.is_active => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));
@@ -57,7 +63,10 @@ pub struct Owner(pub AuthUser);
 impl FromRequestParts<AppState> for Owner {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let caller = AuthUser::from_request_parts(parts, state).await?;
         if caller.user.role != Role::Owner {
             return Err(ApiError::Forbidden("owner_required"));

@@ -29,8 +29,11 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
 }
 
 fn verify_blocking(password: &str, phc: &str) -> anyhow::Result<bool> {
-    let parsed = PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
-    Ok(argon2()?.verify_password(password.as_bytes(), &parsed).is_ok())
+    let parsed =
+        PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
+    Ok(argon2()?
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
 }
 
 /// Whether a password is acceptable as a new password.
@@ -54,13 +57,18 @@ pub struct Hasher {
 
 impl fmt::Debug for Hasher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hasher").field("permits", &self.permits.available_permits()).finish()
+        f.debug_struct("Hasher")
+            .field("permits", &self.permits.available_permits())
+            .finish()
     }
 }
 
 impl Hasher {
     pub fn new(max_parallel: usize) -> Self {
-        Self { permits: Arc::new(Semaphore::new(max_parallel.max(1))), dummy: Arc::default() }
+        Self {
+            permits: Arc::new(Semaphore::new(max_parallel.max(1))),
+            dummy: Arc::default(),
+        }
     }
 
     pub async fn hash(&self, password: String) -> anyhow::Result<String> {
@@ -74,7 +82,8 @@ impl Hasher {
         self.run(move || match phc {
             Some(phc) => verify_blocking(&password, &phc),
             None => {
-                let dummy = dummy.get_or_init(|| hash_blocking("dummy-password").unwrap_or_default());
+                let dummy =
+                    dummy.get_or_init(|| hash_blocking("dummy-password").unwrap_or_default());
                 let _ = verify_blocking(&password, dummy);
                 Ok(false)
             }

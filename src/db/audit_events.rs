@@ -61,7 +61,10 @@ fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(Event, i64)> {
         Event {
             id: parse_uuid(r, 0)?,
             action: r.get(1)?,
-            user_id: user_id.map(|u| Uuid::parse_str(&u)).transpose().map_err(|e| conv(2, e.into()))?,
+            user_id: user_id
+                .map(|u| Uuid::parse_str(&u))
+                .transpose()
+                .map_err(|e| conv(2, e.into()))?,
             resource_type: r.get(3)?,
             resource_id: r.get(4)?,
             details: serde_json::from_str(&details).map_err(|e| conv(5, e.into()))?,

@@ -67,7 +67,8 @@ impl Db {
 
     /// Answers once the database does.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.read(|tx| Ok(tx.conn().query_row("SELECT 1", [], |_| Ok(()))?)).await
+        self.read(|tx| Ok(tx.conn().query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 
     async fn run<T, E, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, E>
@@ -99,7 +100,9 @@ impl Db {
         E: From<DbError>,
     {
         let mut conn = self.connection().map_err(E::from)?;
-        let tx = conn.transaction_with_behavior(behavior).map_err(DbError::from)?;
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(DbError::from)?;
         let tx = Tx(tx);
         let out = f(&tx)?;
         tx.0.commit().map_err(DbError::from)?;

@@ -33,7 +33,10 @@ pub struct Db {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot create the database directory {path}: {source}")]
-    Directory { path: String, source: std::io::Error },
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot open the database {path}: {source}")]
     Open { path: String, source: anyhow::Error },
     #[error("cannot migrate the database {path}: {source}")]
@@ -50,21 +53,32 @@ impl Db {
         } else {
             Self::open_file(path, pool_size)?
         };
-        db.migrate().map_err(|source| OpenError::Migrate { path: path.to_owned(), source })?;
+        db.migrate().map_err(|source| OpenError::Migrate {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(db)
     }
 
     fn open_file(path: &str, pool_size: u32) -> Result<Db, OpenError> {
-        if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = Path::new(path)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
                 path: dir.display().to_string(),
                 source,
             })?;
         }
         let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c, true));
-        let pool = build_pool(manager, pool_size)
-            .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
-        Ok(Db { pool, _memory_anchor: None })
+        let pool = build_pool(manager, pool_size).map_err(|source| OpenError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Db {
+            pool,
+            _memory_anchor: None,
+        })
     }
 
     /// SQLite's `memdb` VFS: a named in-memory database that every connection of this
@@ -76,14 +90,21 @@ impl Db {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_URI
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let open_err = |source: anyhow::Error| OpenError::Open { path: ":memory:".into(), source };
+        let open_err = |source: anyhow::Error| OpenError::Open {
+            path: ":memory:".into(),
+            source,
+        };
         let anchor = Connection::open_with_flags(&uri, flags)
             .and_then(|mut c| configure(&mut c, false).map(|()| c))
             .map_err(|e| open_err(e.into()))?;
-        let manager =
-            SqliteConnectionManager::file(&uri).with_flags(flags).with_init(|c| configure(c, false));
+        let manager = SqliteConnectionManager::file(&uri)
+            .with_flags(flags)
+            .with_init(|c| configure(c, false));
         let pool = build_pool(manager, pool_size).map_err(open_err)?;
-        Ok(Db { pool, _memory_anchor: Some(Arc::new(Mutex::new(anchor))) })
+        Ok(Db {
+            pool,
+            _memory_anchor: Some(Arc::new(Mutex::new(anchor))),
+        })
     }
 
     fn migrate(&self) -> anyhow::Result<()> {
@@ -93,9 +114,7 @@ impl Db {
     }
 
     /// A pooled connection. Only ever called from a blocking thread.
-    pub(super) fn connection(
-        &self,
-    ) -> Result<PooledConnection<SqliteConnectionManager>, DbError> {
+    pub(super) fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, DbError> {
         self.pool.get().map_err(|e| {
             DbError::Other(anyhow::Error::new(e).context("no database connection available"))
         })

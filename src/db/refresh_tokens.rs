@@ -77,17 +77,38 @@ pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented
         )?
         .query_row([token_hash], |r| {
             Ok((
-                (parse_uuid(r, 0)?, parse_uuid(r, 1)?, parse_uuid(r, 2)?, parse_uuid(r, 3)?),
+                (
+                    parse_uuid(r, 0)?,
+                    parse_uuid(r, 1)?,
+                    parse_uuid(r, 2)?,
+                    parse_uuid(r, 3)?,
+                ),
                 r.get::<_, bool>(4)?,
-                (r.get::<_, i64>(5)?, r.get::<_, i64>(6)?, r.get::<_, Option<i64>>(7)?),
+                (
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                ),
                 r.get::<_, Option<String>>(8)?,
-                (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?),
-                Overrides { idle_minutes: r.get(11)?, absolute_minutes: r.get(12)? },
+                (
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                ),
+                Overrides {
+                    idle_minutes: r.get(11)?,
+                    absolute_minutes: r.get(12)?,
+                },
             ))
         })
         .optional()?;
-    let Some(((id, session_id, user_id, account_id), user_active, times, replaced, meta, overrides)) =
-        row
+    let Some((
+        (id, session_id, user_id, account_id),
+        user_active,
+        times,
+        replaced,
+        meta,
+        overrides,
+    )) = row
     else {
         return Ok(None);
     };
@@ -128,7 +149,9 @@ pub fn rotate(tx: &Tx<'_>, id: Uuid, successor: Uuid, now: DateTime<Utc>) -> Res
 pub fn revoke(tx: &Tx<'_>, id: Uuid, now: DateTime<Utc>) -> Result<bool, DbError> {
     let changed = tx
         .conn()
-        .prepare_cached("UPDATE refresh_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")?
+        .prepare_cached(
+            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        )?
         .execute(params![id.to_string(), to_ms(now)])?;
     Ok(changed == 1)
 }
@@ -166,11 +189,14 @@ pub fn revoke_account(
     keep_user: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
-    Ok(tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(params![
-        account_id.to_string(),
-        to_ms(now),
-        keep_user.map(|u| u.to_string())
-    ])?)
+    Ok(tx
+        .conn()
+        .prepare_cached(REVOKE_ACCOUNT_SQL)?
+        .execute(params![
+            account_id.to_string(),
+            to_ms(now),
+            keep_user.map(|u| u.to_string())
+        ])?)
 }
 
 /// The session a token (live or not) belongs to.

@@ -73,7 +73,10 @@ pub fn insert(tx: &Tx<'_>, u: &NewUser<'_>, now: DateTime<Utc>) -> Result<(), Db
             if e.code == ErrorCode::ConstraintViolation
                 && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
-            Err(DbError::Conflict(format!("a user with email {} already exists", u.email)))
+            Err(DbError::Conflict(format!(
+                "a user with email {} already exists",
+                u.email
+            )))
         }
         Err(e) => Err(e.into()),
     }
@@ -85,7 +88,10 @@ pub fn credentials_by_email(tx: &Tx<'_>, email: &str) -> Result<Option<Credentia
         .conn()
         .prepare_cached(&sql)?
         .query_row([email], |r| {
-            Ok(Credentials { user: user_from_row(r)?, password_hash: r.get(5)? })
+            Ok(Credentials {
+                user: user_from_row(r)?,
+                password_hash: r.get(5)?,
+            })
         })
         .optional()?;
     Ok(found)
@@ -93,7 +99,11 @@ pub fn credentials_by_email(tx: &Tx<'_>, email: &str) -> Result<Option<Credentia
 
 pub fn by_email(tx: &Tx<'_>, email: &str) -> Result<Option<User>, DbError> {
     let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
-    Ok(tx.conn().prepare_cached(&sql)?.query_row([email], user_from_row).optional()?)
+    Ok(tx
+        .conn()
+        .prepare_cached(&sql)?
+        .query_row([email], user_from_row)
+        .optional()?)
 }
 
 /// The user behind an access token, and whether that token's session still has an
@@ -120,8 +130,10 @@ pub fn with_session_state(
 }
 
 pub fn deactivate(tx: &Tx<'_>, user_id: Uuid) -> Result<(), DbError> {
-    let changed =
-        tx.conn().execute("UPDATE users SET is_active = 0 WHERE id = ?1", [user_id.to_string()])?;
+    let changed = tx.conn().execute(
+        "UPDATE users SET is_active = 0 WHERE id = ?1",
+        [user_id.to_string()],
+    )?;
     if changed == 0 {
         return Err(DbError::NotFound);
     }

@@ -15,7 +15,9 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Owner(caller): Owner,
 ) -> Result<Json<SessionPolicy>, ApiError> {
-    Ok(Json(accounts::policy(&state.db, state.bounds, caller.user.account_id).await?))
+    Ok(Json(
+        accounts::policy(&state.db, state.bounds, caller.user.account_id).await?,
+    ))
 }
 
 /// Merge-patch body: a key left out is unchanged, `null` clears, an integer sets.
@@ -34,8 +36,13 @@ pub async fn patch_policy(
     Owner(caller): Owner,
     ApiJson(body): ApiJson<PolicyPatchBody>,
 ) -> Result<Json<SessionPolicy>, ApiError> {
-    let change = PolicyChange { idle_minutes: body.idle_minutes, absolute_minutes: body.absolute_minutes };
-    Ok(Json(accounts::change_policy(&state.db, state.bounds, &caller.user, change, now).await?))
+    let change = PolicyChange {
+        idle_minutes: body.idle_minutes,
+        absolute_minutes: body.absolute_minutes,
+    };
+    Ok(Json(
+        accounts::change_policy(&state.db, state.bounds, &caller.user, change, now).await?,
+    ))
 }
 
 #[derive(Deserialize)]

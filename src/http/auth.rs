@@ -29,7 +29,9 @@ pub struct RefreshBody {
 /// Token answers must never be cached.
 fn no_store(pair: TokenPair) -> Response {
     let mut response = Json(pair).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -71,5 +73,10 @@ pub struct Me {
 
 pub async fn me(caller: AuthUser) -> Json<Me> {
     let u = caller.user;
-    Json(Me { id: u.id, email: u.email, role: u.role, account_id: u.account_id })
+    Json(Me {
+        id: u.id,
+        email: u.email,
+        role: u.role,
+        account_id: u.account_id,
+    })
 }

@@ -1,11 +1,11 @@
 //! Extractors whose rejections are `ApiError`s: JSON bodies (415/413/400/422), query
 //! strings (422), the request's instant, and what the client says about itself.
 
+use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
@@ -29,13 +29,15 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let body = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::MalformedJson(e.body_text())
-            }
-        })?;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::MalformedJson(e.body_text())
+                }
+            })?;
         parse_body(&body).map(ApiJson)
     }
 }
@@ -44,18 +46,28 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     if !value.is_object() {
-        return Err(ApiError::Unprocessable("request body must be a JSON object".into()));
+        return Err(ApiError::Unprocessable(
+            "request body must be a JSON object".into(),
+        ));
     }
-    serde_json::from_value(value).map_err(|e| ApiError::Unprocessable(format!("invalid request body: {e}")))
+    serde_json::from_value(value)
+        .map_err(|e| ApiError::Unprocessable(format!("invalid request body: {e}")))
 }
 
 fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
     essence == "application/json"
-        || essence.strip_prefix("application/").is_some_and(|sub| sub.ends_with("+json"))
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 /// A query string of type `T`; anything it cannot parse is a 422.
@@ -68,7 +80,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::Unprocessable(format!("invalid query string: {}", e.body_text())))
+            .map_err(|e| {
+                ApiError::Unprocessable(format!("invalid query string: {}", e.body_text()))
+            })
     }
 }
 

@@ -14,8 +14,10 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,8 +33,14 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/refresh", post(auth::refresh))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
-        .route("/accounts/me/security", get(account_security::get_policy).patch(account_security::patch_policy))
-        .route("/accounts/me/security/revoke-sessions", post(account_security::revoke_sessions))
+        .route(
+            "/accounts/me/security",
+            get(account_security::get_policy).patch(account_security::patch_policy),
+        )
+        .route(
+            "/accounts/me/security/revoke-sessions",
+            post(account_security::revoke_sessions),
+        )
         .route("/accounts/me/audit-events", get(audit::list))
         .route("/healthz", get(health::healthz));
     if state.clock.is_controllable() {
@@ -46,7 +54,8 @@ pub fn router(state: AppState) -> Router {
             TraceLayer::new_for_http().make_span_with(|req: &Request| {
                 let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
                 tracing::info_span!("request", method = %req.method(), route, user_id = tracing::field::Empty)
-            }),
+            })
+            .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
         )
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked");

@@ -29,7 +29,9 @@ pub struct TokenPair {
 
 impl std::fmt::Debug for TokenPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenPair").field("expires_in", &self.expires_in).finish_non_exhaustive()
+        f.debug_struct("TokenPair")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
     }
 }
 
@@ -41,7 +43,10 @@ pub async fn login(
     now: DateTime<Utc>,
 ) -> Result<TokenPair, Error> {
     let email = normalize_email(email);
-    let creds = state.db.read(move |tx| users::credentials_by_email(tx, &email)).await?;
+    let creds = state
+        .db
+        .read(move |tx| users::credentials_by_email(tx, &email))
+        .await?;
     let phc = creds.as_ref().map(|c| c.password_hash.clone());
     let password_ok = state.hasher.verify(password, phc).await?;
     let Some(creds) = creds else {
@@ -49,7 +54,11 @@ pub async fn login(
     };
     let user = creds.user;
     if !password_ok || !user.is_active {
-        let reason = if password_ok { "user_inactive" } else { "invalid_password" };
+        let reason = if password_ok {
+            "user_inactive"
+        } else {
+            "invalid_password"
+        };
         state
             .db
             .write(move |tx| {
@@ -101,7 +110,8 @@ pub async fn login(
                 },
                 now,
             )?;
-            keys.issue(user.id, session_id, now).map_err(|e| Error::Internal(e.into()))
+            keys.issue(user.id, session_id, now)
+                .map_err(|e| Error::Internal(e.into()))
         })
         .await?;
     Ok(pair(state, access_token, minted.token))
@@ -118,7 +128,11 @@ fn pair(state: &AppState, access_token: String, refresh_token: String) -> TokenP
 
 /// Exchanges a refresh token for a new pair, in one transaction: look the token up,
 /// refuse it (revoking it, or its whole session on reuse) or rotate it.
-pub async fn refresh(state: &AppState, presented: &str, now: DateTime<Utc>) -> Result<TokenPair, Error> {
+pub async fn refresh(
+    state: &AppState,
+    presented: &str,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, Error> {
     let hash = refresh::hash(presented);
     let minted = refresh::mint();
     let keys = state.keys.clone();
@@ -141,11 +155,15 @@ pub async fn refresh(state: &AppState, presented: &str, now: DateTime<Utc>) -> R
                 return Ok(Err(RefreshDenied::InvalidToken));
             }
             if let Some(expiry) =
-                bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
+                bounds
+                    .effective(p.overrides)
+                    .expiry(now, p.session_started_at, p.issued_at)
             {
                 refresh_tokens::revoke(tx, p.id, now)?;
                 return Ok(Err(match expiry {
-                    Expiry::Absolute { limit_minutes } => RefreshDenied::AbsoluteTimeout { limit_minutes },
+                    Expiry::Absolute { limit_minutes } => {
+                        RefreshDenied::AbsoluteTimeout { limit_minutes }
+                    }
                     Expiry::Idle { limit_minutes } => RefreshDenied::IdleTimeout { limit_minutes },
                 }));
             }
@@ -168,7 +186,9 @@ pub async fn refresh(state: &AppState, presented: &str, now: DateTime<Utc>) -> R
             )?;
             // Signed inside the transaction: if signing failed, the rotation rolls back
             // and the presented token stays valid.
-            let access = keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
+            let access = keys
+                .issue(p.user_id, p.session_id, now)
+                .map_err(|e| Error::Internal(e.into()))?;
             Ok(Ok(access))
         })
         .await?;
@@ -180,7 +200,11 @@ pub async fn refresh(state: &AppState, presented: &str, now: DateTime<Utc>) -> R
 
 /// A token already exchanged by rotation came back after the grace window: someone holds
 /// a copy. End the whole session.
-fn revoke_reused_session(tx: &Tx<'_>, p: &refresh_tokens::Presented, now: DateTime<Utc>) -> Result<(), Error> {
+fn revoke_reused_session(
+    tx: &Tx<'_>,
+    p: &refresh_tokens::Presented,
+    now: DateTime<Utc>,
+) -> Result<(), Error> {
     let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
     audit_events::insert(
         tx,

@@ -13,8 +13,14 @@ use crate::db::{Db, accounts, audit_events, refresh_tokens, users};
 pub fn check_email(email: &str) -> Result<(), String> {
     let ok = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
-    if ok { Ok(()) } else { Err(format!("{email:?} is not an email address")) }
+        && email
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{email:?} is not an email address"))
+    }
 }
 
 pub async fn create(
@@ -33,7 +39,13 @@ pub async fn create(
         let id = Uuid::new_v4();
         users::insert(
             tx,
-            &users::NewUser { id, account_id, email: &email, password_hash: &password_hash, role },
+            &users::NewUser {
+                id,
+                account_id,
+                email: &email,
+                password_hash: &password_hash,
+                role,
+            },
             now,
         )?;
         audit_events::insert(
