@@ -171,12 +171,11 @@ impl Config {
         let mut table = toml::Table::try_from(Config::default())
             .map_err(|e| err(format!("internal: cannot render defaults: {e}")))?;
         if let Some((path, text)) = read_source(source)? {
-            let file: toml::Table = toml::from_str(&text)
-                .map_err(|e| err(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
+            // Parsed straight into `Config` first: toml's errors then quote the offending
+            // line, so unknown keys and wrong types are named.
+            toml::from_str::<Config>(&text).map_err(|e| file_err(&path, &e))?;
+            let file: toml::Table = toml::from_str(&text).map_err(|e| file_err(&path, &e))?;
             merge(&mut table, file);
-            // Surface unknown keys and bad types with the file's name before env is applied.
-            Config::deserialize(toml::Value::Table(table.clone()))
-                .map_err(|e| err(format!("{}: {}", path.display(), one_line(&e.to_string()))))?;
         }
         let warnings = apply_env(&mut table, env)?;
         if let Some(db) = &flags.database {
@@ -265,6 +264,10 @@ impl Config {
     pub fn is_memory_database(&self) -> bool {
         self.database.path == ":memory:"
     }
+}
+
+fn file_err(path: &Path, e: &dyn std::fmt::Display) -> ConfigError {
+    err(format!("{}: {}", path.display(), one_line(&e.to_string())))
 }
 
 fn read_source(source: &Source) -> Result<Option<(PathBuf, String)>, ConfigError> {

@@ -32,14 +32,14 @@ pub struct Db {
 /// Why the database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    #[error("cannot create the database directory {path}: {source}")]
+    #[error("cannot create the database directory {path}")]
     Directory {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot open the database {path}: {source}")]
+    #[error("cannot open the database {path}")]
     Open { path: String, source: anyhow::Error },
-    #[error("cannot migrate the database {path}: {source}")]
+    #[error("cannot migrate the database {path}")]
     Migrate { path: String, source: anyhow::Error },
 }
 

@@ -62,19 +62,20 @@ pub fn insert(tx: &Tx<'_>, t: &NewToken<'_>) -> Result<(), DbError> {
     Ok(())
 }
 
+pub(super) const FIND_PRESENTED_SQL: &str =
+    "SELECT t.id, t.session_id, t.user_id, u.account_id, u.is_active,
+            t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by,
+            t.user_agent, t.ip, a.idle_minutes, a.absolute_minutes
+     FROM refresh_tokens t
+     JOIN users u ON u.id = t.user_id
+     JOIN accounts a ON a.id = u.account_id
+     WHERE t.token_hash = ?1";
+
 /// Looks a token up by its hash (the unique index), joined to its user and account.
 pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented>, DbError> {
     let row = tx
         .conn()
-        .prepare_cached(
-            "SELECT t.id, t.session_id, t.user_id, u.account_id, u.is_active,
-                    t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by,
-                    t.user_agent, t.ip, a.idle_minutes, a.absolute_minutes
-             FROM refresh_tokens t
-             JOIN users u ON u.id = t.user_id
-             JOIN accounts a ON a.id = u.account_id
-             WHERE t.token_hash = ?1",
-        )?
+        .prepare_cached(FIND_PRESENTED_SQL)?
         .query_row([token_hash], |r| {
             Ok((
                 (
@@ -156,29 +157,31 @@ pub fn revoke(tx: &Tx<'_>, id: Uuid, now: DateTime<Utc>) -> Result<bool, DbError
     Ok(changed == 1)
 }
 
+pub(super) const REVOKE_SESSION_SQL: &str =
+    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE session_id = ?1 AND revoked_at IS NULL";
+
 /// Revokes every live token of one session.
 pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, now: DateTime<Utc>) -> Result<usize, DbError> {
     Ok(tx
         .conn()
-        .prepare_cached(
-            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE session_id = ?1 AND revoked_at IS NULL",
-        )?
+        .prepare_cached(REVOKE_SESSION_SQL)?
         .execute(params![session_id.to_string(), to_ms(now)])?)
 }
+
+pub(super) const REVOKE_USER_SQL: &str =
+    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
 
 /// Revokes every live token of one user.
 pub fn revoke_user(tx: &Tx<'_>, user_id: Uuid, now: DateTime<Utc>) -> Result<usize, DbError> {
     Ok(tx
         .conn()
-        .prepare_cached(
-            "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
-        )?
+        .prepare_cached(REVOKE_USER_SQL)?
         .execute(params![user_id.to_string(), to_ms(now)])?)
 }
 
 /// The bulk revoke, one statement: every live token of every user of the account,
 /// except those of `keep_user` when given.
-pub const REVOKE_ACCOUNT_SQL: &str = "UPDATE refresh_tokens SET revoked_at = ?2
+pub(super) const REVOKE_ACCOUNT_SQL: &str = "UPDATE refresh_tokens SET revoked_at = ?2
      WHERE revoked_at IS NULL
        AND user_id IN (SELECT id FROM users WHERE account_id = ?1)
        AND (?3 IS NULL OR user_id <> ?3)";

@@ -32,7 +32,12 @@ pub struct NewUser<'a> {
     pub role: Role,
 }
 
-const USER_COLUMNS: &str = "id, account_id, email, role, is_active";
+/// Looked up on every authenticated request: the user behind an access token, and
+/// whether the token's session still has an unrevoked refresh token.
+pub(super) const SESSION_STATE_SQL: &str = "SELECT id, account_id, email, role, is_active,
+            EXISTS (SELECT 1 FROM refresh_tokens t
+                    WHERE t.session_id = ?2 AND t.user_id = users.id AND t.revoked_at IS NULL)
+     FROM users WHERE id = ?1";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -83,10 +88,11 @@ pub fn insert(tx: &Tx<'_>, u: &NewUser<'_>, now: DateTime<Utc>) -> Result<(), Db
 }
 
 pub fn credentials_by_email(tx: &Tx<'_>, email: &str) -> Result<Option<Credentials>, DbError> {
-    let sql = format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1");
     let found = tx
         .conn()
-        .prepare_cached(&sql)?
+        .prepare_cached(
+            "SELECT id, account_id, email, role, is_active, password_hash FROM users WHERE email = ?1",
+        )?
         .query_row([email], |r| {
             Ok(Credentials {
                 user: user_from_row(r)?,
@@ -98,30 +104,24 @@ pub fn credentials_by_email(tx: &Tx<'_>, email: &str) -> Result<Option<Credentia
 }
 
 pub fn by_email(tx: &Tx<'_>, email: &str) -> Result<Option<User>, DbError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1");
     Ok(tx
         .conn()
-        .prepare_cached(&sql)?
+        .prepare_cached(
+            "SELECT id, account_id, email, role, is_active FROM users WHERE email = ?1",
+        )?
         .query_row([email], user_from_row)
         .optional()?)
 }
 
-/// The user behind an access token, and whether that token's session still has an
-/// unrevoked refresh token — looked up on every authenticated request.
+/// See [`SESSION_STATE_SQL`].
 pub fn with_session_state(
     tx: &Tx<'_>,
     user_id: Uuid,
     session_id: Uuid,
 ) -> Result<Option<(User, bool)>, DbError> {
-    let sql = format!(
-        "SELECT {USER_COLUMNS},
-                EXISTS (SELECT 1 FROM refresh_tokens t
-                        WHERE t.session_id = ?2 AND t.user_id = users.id AND t.revoked_at IS NULL)
-         FROM users WHERE id = ?1"
-    );
     let found = tx
         .conn()
-        .prepare_cached(&sql)?
+        .prepare_cached(SESSION_STATE_SQL)?
         .query_row(params![user_id.to_string(), session_id.to_string()], |r| {
             Ok((user_from_row(r)?, r.get::<_, bool>(5)?))
         })

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiJson, Now};
+use super::{ApiJson, ApiQuery, Now};
 use crate::auth::Owner;
 use crate::error::ApiError;
 use crate::policy::{Patch, PolicyChange, SessionPolicy};
@@ -20,6 +20,13 @@ pub async fn get_policy(
     ))
 }
 
+/// The writing endpoints take no query parameters. Refusing unknown ones matters: a
+/// client asking for a preview (`?dry_run=true`, not served here) must not get the real
+/// change instead.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoQuery {}
+
 /// Merge-patch body: a key left out is unchanged, `null` clears, an integer sets.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +41,7 @@ pub async fn patch_policy(
     State(state): State<AppState>,
     Now(now): Now,
     Owner(caller): Owner,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
     ApiJson(body): ApiJson<PolicyPatchBody>,
 ) -> Result<Json<SessionPolicy>, ApiError> {
     let change = PolicyChange {
@@ -61,6 +69,7 @@ pub async fn revoke_sessions(
     State(state): State<AppState>,
     Now(now): Now,
     Owner(caller): Owner,
+    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> Result<Json<Revoked>, ApiError> {
     let revoked_count = accounts::revoke_sessions(&state.db, &caller.user, body.scope, now).await?;

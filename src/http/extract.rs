@@ -43,8 +43,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        // serde_json files a number beyond f64 (`1e400`) under syntax errors, but the JSON
+        // is well-formed: it is a value out of range, which is a 422. serde_json exposes
+        // no error code, only this message.
+        if e.to_string().starts_with("number out of range") {
+            ApiError::Unprocessable(format!("invalid request body: {e}"))
+        } else {
+            ApiError::MalformedJson(e.to_string())
+        }
+    })?;
     if !value.is_object() {
         return Err(ApiError::Unprocessable(
             "request body must be a JSON object".into(),

@@ -1,0 +1,393 @@
+//! The real binary's CLI: commands, output, exit statuses, configuration errors.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::process::{run, seed_owner};
+
+#[test]
+fn account_and_user_create_print_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let acc = run(
+        dir.path(),
+        &["account", "create", "--name", "Acme", "--database", db],
+        &[],
+        None,
+    );
+    assert_eq!(acc.code, 0, "{acc:?}");
+    let account = acc.json()["account_id"].as_str().unwrap().to_owned();
+    uuid::Uuid::parse_str(&account).unwrap();
+    assert_eq!(acc.json().as_object().unwrap().len(), 1);
+
+    let with_stdin = run(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "o@acme.test",
+            "--role",
+            "owner",
+            "--password-stdin",
+            "--database",
+            db,
+        ],
+        &[],
+        Some("a-long-password\n"),
+    );
+    assert_eq!(with_stdin.code, 0, "{with_stdin:?}");
+    let v = with_stdin.json();
+    assert_eq!(
+        v.as_object().unwrap().len(),
+        1,
+        "no password printed when it came from stdin: {v}"
+    );
+    uuid::Uuid::parse_str(v["user_id"].as_str().unwrap()).unwrap();
+
+    let generated = run(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "e@acme.test",
+            "--role",
+            "engineer",
+            "--database",
+            db,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(generated.code, 0, "{generated:?}");
+    let password = generated.json()["password"].as_str().unwrap().to_owned();
+    assert!(
+        password.len() >= 16,
+        "a generated password is long: {password}"
+    );
+}
+
+#[test]
+fn usage_errors_exit_2_with_one_line_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let (account, _) = seed_owner(dir.path(), db, "o@acme.test", "a-long-password");
+    let user = |extra: &[&str]| {
+        let mut args = vec!["user", "create", "--database", db];
+        args.extend_from_slice(extra);
+        run(dir.path(), &args, &[], Some("a-long-password\n"))
+    };
+    user(&[
+        "--account",
+        &account,
+        "--email",
+        "x@acme.test",
+        "--role",
+        "boss",
+    ])
+    .assert_fails(2, "--role");
+    user(&[
+        "--account",
+        "not-a-uuid",
+        "--email",
+        "x@acme.test",
+        "--role",
+        "owner",
+    ])
+    .assert_fails(2, "--account");
+    user(&["--account", &account, "--role", "owner"]).assert_fails(2, "--email");
+    user(&[
+        "--account",
+        &account,
+        "--email",
+        "no-at-sign",
+        "--role",
+        "owner",
+    ])
+    .assert_fails(2, "--email");
+    user(&[
+        "--account",
+        &account,
+        "--email",
+        "s@acme.test",
+        "--role",
+        "owner",
+        "--password-stdin",
+    ])
+    .assert_ok();
+    run(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--database",
+            db,
+            "--account",
+            &account,
+            "--email",
+            "short@acme.test",
+            "--role",
+            "owner",
+            "--password-stdin",
+        ],
+        &[],
+        Some("short\n"),
+    )
+    .assert_fails(2, "--password-stdin");
+    run(
+        dir.path(),
+        &["account", "create", "--database", db],
+        &[],
+        None,
+    )
+    .assert_fails(2, "--name");
+    run(dir.path(), &["frobnicate"], &[], None).assert_fails(2, "frobnicate");
+    run(dir.path(), &["serve", "--bogus"], &[], None).assert_fails(2, "--bogus");
+}
+
+#[test]
+fn other_failures_exit_1_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let (account, _) = seed_owner(dir.path(), db, "o@acme.test", "a-long-password");
+    let dup = run(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "O@ACME.test",
+            "--role",
+            "admin",
+            "--database",
+            db,
+        ],
+        &[],
+        None,
+    );
+    dup.assert_fails(1, "o@acme.test");
+    let unknown_account = run(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--account",
+            &uuid::Uuid::new_v4().to_string(),
+            "--email",
+            "n@acme.test",
+            "--role",
+            "admin",
+            "--database",
+            db,
+        ],
+        &[],
+        None,
+    );
+    unknown_account.assert_fails(1, "account");
+    run(
+        dir.path(),
+        &[
+            "user",
+            "disable",
+            "--email",
+            "ghost@acme.test",
+            "--database",
+            db,
+        ],
+        &[],
+        None,
+    )
+    .assert_fails(1, "ghost@acme.test");
+}
+
+#[test]
+fn configuration_errors_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let cases = [
+        ("[session]\nidle_minutes_mx = 5\n", "idle_minutes_mx"),
+        ("[sesion]\nidle_minutes_max = 5\n", "sesion"),
+        (
+            "[session]\nidle_minutes_min = 500\nidle_minutes_max = 100\nidle_minutes_default = 200\n",
+            "idle_minutes_min",
+        ),
+        (
+            "[session]\nabsolute_minutes_default = 30\n",
+            "absolute_minutes_default",
+        ),
+        (
+            "[session]\nidle_minutes_default = 20000\n",
+            "idle_minutes_default",
+        ),
+        (
+            "[session]\nidle_minutes_max = \"lots\"\n",
+            "idle_minutes_max",
+        ),
+        ("[auth]\njwt_secret = \"too-short\"\n", "jwt_secret"),
+        ("[database]\npool_size = 0\n", "pool_size"),
+        ("[server]\nlisten = \"not an address\"\n", "listen"),
+        ("[server]\nlog_format = \"xml\"\n", "log_format"),
+        ("this is not toml", "c.toml"),
+    ];
+    for (text, key) in cases {
+        let path = write("c.toml", text);
+        let out = run(
+            dir.path(),
+            &["migrate", "--config", &path, "--database", ":memory:"],
+            &[],
+            None,
+        );
+        out.assert_fails(2, key);
+        assert!(
+            !out.stderr.contains("too-short"),
+            "the secret is never printed: {out:?}"
+        );
+    }
+    run(
+        dir.path(),
+        &["migrate", "--config", "/nonexistent/c.toml"],
+        &[],
+        None,
+    )
+    .assert_fails(2, "--config");
+    run(
+        dir.path(),
+        &["migrate", "--database", ":memory:"],
+        &[("SESSIOND_SESSION_IDLE_MINUTES_MAX", "lots")],
+        None,
+    )
+    .assert_fails(2, "SESSIOND_SESSION_IDLE_MINUTES_MAX");
+    run(
+        dir.path(),
+        &["migrate", "--database", ":memory:"],
+        &[("SESSIOND_SESSION_IDLE_MINUTES_MIN", "99999")],
+        None,
+    )
+    .assert_fails(2, "idle_minutes_min");
+}
+
+#[test]
+fn a_config_toml_in_the_working_directory_is_read_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[session]\nidle_minutes_mx = 5\n",
+    )
+    .unwrap();
+    run(
+        dir.path(),
+        &["migrate", "--database", ":memory:"],
+        &[],
+        None,
+    )
+    .assert_fails(2, "idle_minutes_mx");
+}
+
+#[test]
+fn migrate_creates_the_database_directory_and_is_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("nested/dir/s.db");
+    let db = db.to_str().unwrap();
+    for _ in 0..2 {
+        let out = run(dir.path(), &["migrate", "--database", db], &[], None);
+        assert_eq!(out.code, 0, "{out:?}");
+    }
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('accounts', 'users', 'refresh_tokens', 'audit_events')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 4);
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn the_default_database_lives_under_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        &["account", "create", "--name", "Acme"],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(dir.path().join("data/sessiond.db").exists());
+}
+
+#[test]
+fn user_disable_revokes_in_one_go_and_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    seed_owner(dir.path(), db, "o@acme.test", "a-long-password");
+    let out = run(
+        dir.path(),
+        &[
+            "user",
+            "disable",
+            "--email",
+            "O@acme.test",
+            "--database",
+            db,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.json()["revoked_count"], 0);
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let active: i64 = conn
+        .query_row(
+            "SELECT is_active FROM users WHERE email = 'o@acme.test'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(active, 0);
+}
+
+#[test]
+fn the_generated_secret_file_is_private_and_stable() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let server = crate::process::Server::start(
+        dir.path(),
+        &[
+            "serve",
+            "--database",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let secret_path = dir.path().join("s.db.jwt-secret");
+    let meta = std::fs::metadata(&secret_path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let secret = std::fs::read_to_string(&secret_path).unwrap();
+    assert!(secret.trim().len() >= 32);
+    assert!(
+        !server.stderr().contains(secret.trim()),
+        "the secret is never logged"
+    );
+    drop(server);
+}

@@ -1,0 +1,320 @@
+//! `TestApp`: a real server on loopback, built like production, plus seeding helpers.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sessiond::auth::Role;
+use sessiond::auth::password::hash_blocking;
+use sessiond::state::AppState;
+use sessiond::{App, Config};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub state: AppState,
+    /// Holds the database file (if any) for the app's lifetime.
+    _dir: TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// One response, its body parsed as JSON where it is JSON (`Value::Null` otherwise).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub text: String,
+    pub body: Value,
+}
+
+impl Resp {
+    pub fn detail(&self) -> &str {
+        self.body["detail"].as_str().unwrap_or("<no detail>")
+    }
+
+    #[track_caller]
+    pub fn assert(&self, status: u16, detail: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.detail(), detail, "body: {}", self.text);
+        assert_eq!(
+            self.body.as_object().map(|o| o.len()),
+            Some(1),
+            "only detail: {}",
+            self.text
+        );
+        assert!(
+            self.headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "errors are JSON"
+        );
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: Uuid,
+    pub email: String,
+}
+
+/// An account with one user of each role.
+pub struct Tenant {
+    pub account: Uuid,
+    pub owner: TestUser,
+    pub admin: TestUser,
+    pub engineer: TestUser,
+}
+
+/// A config for tests: loopback on any port, in-memory database, test clock on.
+pub fn test_config() -> Config {
+    let mut c = Config::default();
+    c.server.listen = "127.0.0.1:0".into();
+    c.database.path = ":memory:".into();
+    c.testing.clock_control = true;
+    c
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config();
+        adjust(&mut config);
+        Self::spawn_config(config, dir).await
+    }
+
+    /// On a database file in a fresh temporary directory.
+    pub async fn spawn_on_file() -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config();
+        config.database.path = dir
+            .path()
+            .join("sessiond.db")
+            .to_string_lossy()
+            .into_owned();
+        Self::spawn_config(config, dir).await
+    }
+
+    pub async fn spawn_config(config: Config, dir: TempDir) -> TestApp {
+        config.validate().unwrap();
+        let app = App::build(config).await.unwrap();
+        let base = format!("http://{}", app.local_addr());
+        let state = app.state().clone();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(app.run(async move {
+            let _ = rx.await;
+        }));
+        TestApp {
+            base,
+            client: reqwest::Client::new(),
+            state,
+            _dir: dir,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        PathBuf::from(&self.state.config.database.path)
+    }
+
+    pub async fn account(&self, name: &str) -> Uuid {
+        sessiond::service::accounts::create(&self.state.db, name.into(), self.state.clock.now())
+            .await
+            .unwrap()
+    }
+
+    pub async fn user(&self, account: Uuid, email: &str, role: Role) -> TestUser {
+        let id = sessiond::service::users::create(
+            &self.state.db,
+            account,
+            email,
+            role,
+            password_hash(),
+            self.state.clock.now(),
+        )
+        .await
+        .unwrap();
+        TestUser {
+            id,
+            email: email.into(),
+        }
+    }
+
+    /// A fresh account with an owner, an admin and an engineer.
+    pub async fn tenant(&self, name: &str) -> Tenant {
+        let account = self.account(name).await;
+        let slug = name.to_lowercase().replace(' ', "-");
+        Tenant {
+            account,
+            owner: self
+                .user(account, &format!("owner@{slug}.test"), Role::Owner)
+                .await,
+            admin: self
+                .user(account, &format!("admin@{slug}.test"), Role::Admin)
+                .await,
+            engineer: self
+                .user(account, &format!("eng@{slug}.test"), Role::Engineer)
+                .await,
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Resp {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    /// A raw request: any headers, any body bytes.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        read(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Resp {
+        self.request(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
+        self.request(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn try_login(&self, email: &str, password: &str) -> Resp {
+        self.post(
+            "/auth/login",
+            None,
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn login(&self, user: &TestUser) -> Tokens {
+        let r = self.try_login(&user.email, PASSWORD).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        tokens(&r)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Resp {
+        self.post(
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    /// Moves the server clock forward through the HTTP route.
+    pub async fn advance(&self, seconds: i64) {
+        let r = self
+            .post("/_test/clock", None, json!({ "advance_seconds": seconds }))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+
+    /// The account's audit events with `action`, newest first.
+    pub async fn audit(&self, owner_token: &str, action: &str) -> Vec<Value> {
+        let r = self
+            .get("/accounts/me/audit-events?limit=200", owner_token)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == action)
+            .cloned()
+            .collect()
+    }
+
+    /// Whether an access token is accepted right now.
+    pub async fn access_ok(&self, access: &str) -> bool {
+        let r = self.get("/auth/me", access).await;
+        match r.status.as_u16() {
+            200 => true,
+            401 => {
+                r.assert(401, "not_authenticated");
+                false
+            }
+            other => panic!("unexpected {other}: {}", r.text),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn tokens(r: &Resp) -> Tokens {
+    Tokens {
+        access: r.body["access_token"].as_str().unwrap().to_owned(),
+        refresh: r.body["refresh_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+async fn read(resp: reqwest::Response) -> Resp {
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let text = resp.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Resp {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
+
+/// Hashing is deliberately slow; every test user shares one hash of [`PASSWORD`].
+pub fn password_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hash_blocking(PASSWORD).unwrap())
+        .clone()
+}

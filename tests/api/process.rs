@@ -1,0 +1,195 @@
+//! Driving the real `sessiond` binary: CLI commands and a served process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sessiond")
+}
+
+/// A command in `dir` (so no stray config.toml is read) with no SESSIOND_* variables
+/// but those given.
+fn command(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(dir).args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SESSIOND_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd
+}
+
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("{e}: {self:?}"))
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) {
+        assert_eq!(self.code, 0, "{self:?}");
+    }
+
+    /// Exit status `code`, exactly one line on stderr, containing `needle`.
+    #[track_caller]
+    pub fn assert_fails(&self, code: i32, needle: &str) {
+        assert_eq!(self.code, code, "{self:?}");
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "one line on stderr: {self:?}"
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr should name {needle:?}: {self:?}"
+        );
+    }
+}
+
+pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Out {
+    let mut child = command(dir, args, env)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(s) = stdin {
+        input.write_all(s.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `account create` then `user create` with a known password; returns (account, user).
+pub fn seed_owner(dir: &Path, db: &str, email: &str, password: &str) -> (String, String) {
+    let acc = run(
+        dir,
+        &["account", "create", "--name", "Acme", "--database", db],
+        &[],
+        None,
+    );
+    assert_eq!(acc.code, 0, "{acc:?}");
+    let account = acc.json()["account_id"].as_str().unwrap().to_owned();
+    let user = run(
+        dir,
+        &[
+            "user",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            email,
+            "--role",
+            "owner",
+            "--password-stdin",
+            "--database",
+            db,
+        ],
+        &[],
+        Some(&format!("{password}\n")),
+    );
+    assert_eq!(user.code, 0, "{user:?}");
+    (account, user.json()["user_id"].as_str().unwrap().to_owned())
+}
+
+/// A running `sessiond serve`; killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub first_line: String,
+    stdout_rest: mpsc::Receiver<String>,
+    stderr_path: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary and waits for its `listening on` line.
+    pub fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let stderr_path = dir.join(format!("stderr-{}.log", uuid::Uuid::new_v4()));
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = command(dir, args, env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first_line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "no listening line; stderr: {}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                );
+            }
+        };
+        let base = first_line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
+            .to_owned();
+        Server {
+            child,
+            base,
+            first_line,
+            stdout_rest: rx,
+            stderr_path,
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Lines printed on stdout after the first one, so far.
+    pub fn more_stdout(&self) -> Vec<String> {
+        self.stdout_rest.try_iter().collect()
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits for the exit.
+    pub fn stop_with(mut self, signal: &str) -> ExitStatus {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status();
+        assert!(status.unwrap().success());
+        for _ in 0..500 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("server did not exit after SIG{signal}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

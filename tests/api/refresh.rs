@@ -1,0 +1,286 @@
+//! POST /auth/refresh: rotation, races, timeouts under the policy as it stands now,
+//! reuse detection.
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use serde_json::json;
+
+use crate::helpers::{TestApp, tokens};
+
+const MINUTE: i64 = 60;
+
+#[tokio::test]
+async fn refresh_rotates_the_token() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let first = app.login(&t.owner).await;
+    let r = app.refresh(&first.refresh).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.headers["cache-control"], "no-store");
+    assert_eq!(r.body["token_type"], "bearer");
+    assert_eq!(r.body["expires_in"], 300);
+    let second = tokens(&r);
+    assert_ne!(second.refresh, first.refresh);
+    assert!(app.access_ok(&second.access).await);
+    app.refresh(&first.refresh)
+        .await
+        .assert(401, "invalid_refresh_token");
+    assert_eq!(app.refresh(&second.refresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_tokens_are_invalid() {
+    let app = TestApp::spawn().await;
+    for token in [
+        "",
+        "x",
+        "not-a-token-at-all",
+        &"A".repeat(43),
+        "😀\u{0}'; DROP TABLE users;--",
+    ] {
+        app.refresh(token)
+            .await
+            .assert(401, "invalid_refresh_token");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_refreshes_of_one_token_have_exactly_one_winner() {
+    let app = TestApp::spawn_on_file().await;
+    let t = app.tenant("Acme").await;
+    for round in 0..5 {
+        let tok = app.login(&t.engineer).await;
+        let answers = join_all((0..16).map(|_| app.refresh(&tok.refresh))).await;
+        let winners: Vec<_> = answers.iter().filter(|r| r.status == 200).collect();
+        assert_eq!(winners.len(), 1, "round {round}: {answers:?}");
+        for r in answers.iter().filter(|r| r.status != 200) {
+            r.assert(401, "invalid_refresh_token");
+        }
+        // The winner's token is the one live token of the session.
+        let next = tokens(winners[0]);
+        assert_eq!(app.refresh(&next.refresh).await.status, 200);
+    }
+}
+
+#[tokio::test]
+async fn idle_timeout_ends_a_session_and_the_token_stays_dead() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let tok = app.login(&t.owner).await;
+    app.advance(1440 * MINUTE + 1).await;
+    app.refresh(&tok.refresh)
+        .await
+        .assert(401, "session_idle_timeout");
+    app.refresh(&tok.refresh)
+        .await
+        .assert(401, "invalid_refresh_token");
+}
+
+#[tokio::test]
+async fn a_session_is_alive_at_exactly_its_idle_limit() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let tok = app.login(&t.owner).await;
+    // The test clock moves in whole seconds from the login instant; 1 s short of the limit
+    // plus request latency stays within it.
+    app.advance(1440 * MINUTE - 1).await;
+    assert_eq!(app.refresh(&tok.refresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn refreshing_slides_the_idle_window() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let owner = app.login(&t.owner).await;
+    app.patch(
+        "/accounts/me/security",
+        &owner.access,
+        json!({"idle_minutes": 15, "absolute_minutes": 600}),
+    )
+    .await;
+    let mut tok = app.login(&t.engineer).await;
+    // 10 refreshes 14 minutes apart: 140 minutes, far past one idle window.
+    for _ in 0..10 {
+        app.advance(14 * MINUTE).await;
+        let r = app.refresh(&tok.refresh).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        tok = tokens(&r);
+    }
+    app.advance(15 * MINUTE + 1).await;
+    app.refresh(&tok.refresh)
+        .await
+        .assert(401, "session_idle_timeout");
+}
+
+#[tokio::test]
+async fn absolute_timeout_ends_even_an_active_session() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let owner = app.login(&t.owner).await;
+    app.patch(
+        "/accounts/me/security",
+        &owner.access,
+        json!({"idle_minutes": 30, "absolute_minutes": 60}),
+    )
+    .await;
+    let mut tok = app.login(&t.engineer).await;
+    for _ in 0..2 {
+        app.advance(25 * MINUTE).await;
+        let r = app.refresh(&tok.refresh).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        tok = tokens(&r);
+    }
+    app.advance(10 * MINUTE + 1).await; // 60 min + 1 s after login, 10 min after the last refresh
+    app.refresh(&tok.refresh)
+        .await
+        .assert(401, "session_absolute_timeout");
+    app.refresh(&tok.refresh)
+        .await
+        .assert(401, "invalid_refresh_token");
+}
+
+#[tokio::test]
+async fn absolute_is_checked_before_idle() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let tok = app.login(&t.owner).await;
+    app.advance(10080 * MINUTE + 1).await; // past both defaults
+    app.refresh(&tok.refresh)
+        .await
+        .assert(401, "session_absolute_timeout");
+}
+
+#[tokio::test]
+async fn a_tightened_policy_governs_live_sessions_at_their_next_refresh() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let live = app.login(&t.engineer).await;
+    app.advance(20 * MINUTE).await;
+    // Under the default idle limit (1440 min) the session is fine; tighten it to 15.
+    let owner = app.login(&t.owner).await;
+    let r = app
+        .patch(
+            "/accounts/me/security",
+            &owner.access,
+            json!({"idle_minutes": 15}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.refresh(&live.refresh)
+        .await
+        .assert(401, "session_idle_timeout");
+
+    // The absolute limit likewise: a 70-minute-old, recently refreshed session ends when
+    // the absolute limit drops to 60 minutes.
+    let mut old = app.login(&t.admin).await;
+    for _ in 0..7 {
+        app.advance(10 * MINUTE).await;
+        old = tokens(&app.refresh(&old.refresh).await);
+    }
+    let owner = app.login(&t.owner).await;
+    let r = app
+        .patch(
+            "/accounts/me/security",
+            &owner.access,
+            json!({"absolute_minutes": 60}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    app.refresh(&old.refresh)
+        .await
+        .assert(401, "session_absolute_timeout");
+}
+
+#[tokio::test]
+async fn loosening_the_policy_revives_nothing_already_revoked_but_helps_live_sessions() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let owner = app.login(&t.owner).await;
+    app.patch(
+        "/accounts/me/security",
+        &owner.access,
+        json!({"idle_minutes": 15}),
+    )
+    .await;
+    let tok = app.login(&t.engineer).await;
+    app.advance(20 * MINUTE).await;
+    // Loosen before the session's next refresh: the policy as it stands now decides.
+    let owner = app.login(&t.owner).await;
+    app.patch(
+        "/accounts/me/security",
+        &owner.access,
+        json!({"idle_minutes": 60}),
+    )
+    .await;
+    assert_eq!(app.refresh(&tok.refresh).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_rotated_token_within_the_grace_window_is_just_invalid() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let first = app.login(&t.owner).await;
+    let second = tokens(&app.refresh(&first.refresh).await);
+    app.advance(9).await; // inside the 10 s grace (real milliseconds pass too)
+    app.refresh(&first.refresh)
+        .await
+        .assert(401, "invalid_refresh_token");
+    assert_eq!(
+        app.refresh(&second.refresh).await.status,
+        200,
+        "the session survives"
+    );
+    let owner = app.login(&t.owner).await;
+    assert!(
+        app.audit(&owner.access, "session.refresh_token_reused")
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn reuse_after_the_grace_window_revokes_the_whole_session() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let first = app.login(&t.engineer).await;
+    let second = tokens(&app.refresh(&first.refresh).await);
+    let bystander = app.login(&t.engineer).await;
+    app.advance(11).await;
+    app.refresh(&first.refresh)
+        .await
+        .assert(401, "invalid_refresh_token");
+    app.refresh(&second.refresh)
+        .await
+        .assert(401, "invalid_refresh_token");
+    assert!(
+        !app.access_ok(&second.access).await,
+        "the session's access token is refused at once"
+    );
+    assert_eq!(
+        app.refresh(&bystander.refresh).await.status,
+        200,
+        "other sessions are untouched"
+    );
+
+    let owner = app.login(&t.owner).await;
+    let events = app
+        .audit(&owner.access, "session.refresh_token_reused")
+        .await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["user_id"], t.engineer.id.to_string());
+    assert_eq!(events[0]["resource_type"], "session");
+    assert_eq!(events[0]["details"]["revoked_count"], 1);
+}
+
+#[tokio::test]
+async fn every_refresh_issues_distinct_tokens() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let mut tok = app.login(&t.owner).await;
+    let mut seen = HashSet::new();
+    for _ in 0..20 {
+        assert!(seen.insert(tok.refresh.clone()));
+        tok = tokens(&app.refresh(&tok.refresh).await);
+    }
+}

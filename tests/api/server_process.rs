@@ -1,0 +1,354 @@
+//! `sessiond serve` as a process: the listening line, signals, restarts on the same
+//! file, CLI commands beside a running server, env and flag precedence.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::process::{Server, run, seed_owner};
+
+const PASSWORD: &str = "a-long-password";
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let c = client();
+    let mut req = c.request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn login(base: &str, email: &str) -> (String, String) {
+    let (status, body) = call(
+        "POST",
+        &format!("{base}/auth/login"),
+        None,
+        Some(json!({"email": email, "password": PASSWORD})),
+    );
+    assert_eq!(status, 200, "{body}");
+    (
+        body["access_token"].as_str().unwrap().into(),
+        body["refresh_token"].as_str().unwrap().into(),
+    )
+}
+
+#[test]
+fn serve_prints_exactly_one_line_and_exits_0_on_sigterm_and_sigint() {
+    for signal in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::start(
+            dir.path(),
+            &["serve", "--database", ":memory:", "--listen", "127.0.0.1:0"],
+            &[],
+        );
+        assert!(
+            server
+                .first_line
+                .starts_with("listening on http://127.0.0.1:"),
+            "{}",
+            server.first_line
+        );
+        let port: u16 = server
+            .first_line
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_ne!(port, 0, "the real port is printed");
+        let (status, body) = call("GET", &format!("{}/healthz", server.base), None, None);
+        assert_eq!((status, body), (200, json!({"status": "ok"})));
+        assert!(
+            server.more_stdout().is_empty(),
+            "logs go to stderr, not stdout"
+        );
+        let status = server.stop_with(signal);
+        assert_eq!(status.code(), Some(0), "SIG{signal}");
+    }
+}
+
+#[test]
+fn no_subcommand_means_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["--database", ":memory:", "--listen", "127.0.0.1:0"],
+        &[],
+    );
+    let (status, _) = call("GET", &format!("{}/healthz", server.base), None, None);
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_restart_on_the_same_file_keeps_policy_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    seed_owner(dir.path(), db, "owner@acme.test", PASSWORD);
+    let args = ["serve", "--database", db, "--listen", "127.0.0.1:0"];
+
+    let first = Server::start(dir.path(), &args, &[]);
+    let (access, refresh) = login(&first.base, "owner@acme.test");
+    let (status, _) = call(
+        "PATCH",
+        &format!("{}/accounts/me/security", first.base),
+        Some(&access),
+        Some(json!({"idle_minutes": 30, "absolute_minutes": 600})),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(first.stop_with("TERM").code(), Some(0));
+
+    let second = Server::start(dir.path(), &args, &[]);
+    // The signing secret persisted, so the access token is still good...
+    let (status, policy) = call(
+        "GET",
+        &format!("{}/accounts/me/security", second.base),
+        Some(&access),
+        None,
+    );
+    assert_eq!(status, 200, "{policy}");
+    assert_eq!(
+        (
+            policy["idle_minutes"].clone(),
+            policy["absolute_minutes"].clone()
+        ),
+        (json!(30), json!(600))
+    );
+    // ...and so is the session.
+    let (status, body) = call(
+        "POST",
+        &format!("{}/auth/refresh", second.base),
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn cli_commands_work_while_a_server_runs_on_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    let (account, _) = seed_owner(dir.path(), db, "owner@acme.test", PASSWORD);
+    let server = Server::start(
+        dir.path(),
+        &["serve", "--database", db, "--listen", "127.0.0.1:0"],
+        &[],
+    );
+
+    let created = run(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--account",
+            &account,
+            "--email",
+            "eng@acme.test",
+            "--role",
+            "engineer",
+            "--password-stdin",
+            "--database",
+            db,
+        ],
+        &[],
+        Some(PASSWORD),
+    );
+    created.assert_ok();
+    let (access, refresh) = login(&server.base, "eng@acme.test");
+    let (status, _) = call(
+        "GET",
+        &format!("{}/auth/me", server.base),
+        Some(&access),
+        None,
+    );
+    assert_eq!(status, 200);
+
+    run(
+        dir.path(),
+        &[
+            "user",
+            "disable",
+            "--email",
+            "eng@acme.test",
+            "--database",
+            db,
+        ],
+        &[],
+        None,
+    )
+    .assert_ok();
+    let (status, body) = call(
+        "GET",
+        &format!("{}/auth/me", server.base),
+        Some(&access),
+        None,
+    );
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "not_authenticated"})),
+        "refused at once"
+    );
+    let (status, body) = call(
+        "POST",
+        &format!("{}/auth/refresh", server.base),
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
+    assert_eq!(
+        (status, body["detail"].clone()),
+        (401, json!("invalid_refresh_token"))
+    );
+    let (status, body) = call(
+        "POST",
+        &format!("{}/auth/login", server.base),
+        None,
+        Some(json!({"email": "eng@acme.test", "password": PASSWORD})),
+    );
+    assert_eq!(
+        (status, body),
+        (401, json!({"detail": "invalid_credentials"}))
+    );
+}
+
+#[test]
+fn environment_overrides_the_file_and_flags_override_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_db = dir.path().join("from-file.db");
+    let env_db = dir.path().join("from-env.db");
+    let flag_db = dir.path().join("from-flag.db");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\npath = \"{}\"\n[session]\nidle_minutes_min = 20\n",
+            file_db.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let env_db_s = env_db.to_str().unwrap().to_owned();
+    let env = [
+        ("SESSIOND_DATABASE_PATH", env_db_s.as_str()),
+        ("SESSIOND_SESSION_IDLE_MINUTES_MAX", "50000"),
+    ];
+
+    run(dir.path(), &["migrate", "--config", config], &env, None).assert_ok();
+    assert!(env_db.exists() && !file_db.exists(), "env beats file");
+    run(
+        dir.path(),
+        &[
+            "migrate",
+            "--config",
+            config,
+            "--database",
+            flag_db.to_str().unwrap(),
+        ],
+        &env,
+        None,
+    )
+    .assert_ok();
+    assert!(flag_db.exists(), "flag beats env");
+
+    // The served policy shows the file's min and the environment's max.
+    seed_owner(
+        dir.path(),
+        flag_db.to_str().unwrap(),
+        "owner@acme.test",
+        PASSWORD,
+    );
+    let server = Server::start(
+        dir.path(),
+        &[
+            "serve",
+            "--config",
+            config,
+            "--database",
+            flag_db.to_str().unwrap(),
+        ],
+        &[("SESSIOND_SERVER_LISTEN", "127.0.0.1:0"), env[1]],
+    );
+    let (access, _) = login(&server.base, "owner@acme.test");
+    let (_, policy) = call(
+        "GET",
+        &format!("{}/accounts/me/security", server.base),
+        Some(&access),
+        None,
+    );
+    assert_eq!(policy["idle_minutes_min"], 20);
+    assert_eq!(policy["idle_minutes_max"], 50000);
+}
+
+#[test]
+fn clock_control_is_off_by_default_and_warned_about_when_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["serve", "--database", ":memory:", "--listen", "127.0.0.1:0"];
+    let off = Server::start(dir.path(), &args, &[]);
+    let (status, body) = call(
+        "POST",
+        &format!("{}/_test/clock", off.base),
+        None,
+        Some(json!({"advance_seconds": 5})),
+    );
+    assert_eq!((status, body), (404, json!({"detail": "not_found"})));
+    drop(off);
+    let on = Server::start(
+        dir.path(),
+        &args,
+        &[("SESSIOND_TESTING_CLOCK_CONTROL", "true")],
+    );
+    let (status, _) = call(
+        "POST",
+        &format!("{}/_test/clock", on.base),
+        None,
+        Some(json!({"advance_seconds": 5})),
+    );
+    assert_eq!(status, 200);
+    assert!(
+        on.stderr().contains("clock_control"),
+        "a warning at start: {}",
+        on.stderr()
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_never_carry_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    seed_owner(dir.path(), db, "owner@acme.test", PASSWORD);
+    let server = Server::start(
+        dir.path(),
+        &["serve", "--database", db, "--listen", "127.0.0.1:0"],
+        &[("SESSIOND_SERVER_LOG_FORMAT", "json")],
+    );
+    let (access, refresh) = login(&server.base, "owner@acme.test");
+    call(
+        "POST",
+        &format!("{}/auth/refresh", server.base),
+        None,
+        Some(json!({"refresh_token": refresh})),
+    );
+    let logs = server.stderr();
+    assert!(logs.lines().count() >= 3, "{logs}");
+    for line in logs.lines() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert!(v.is_object());
+    }
+    for secret in [PASSWORD, access.as_str(), refresh.as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the log");
+    }
+}
