@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::auth::jwt::{Keys, resolve_secret};
 use crate::auth::password::Hasher;
@@ -26,24 +27,19 @@ impl App {
     /// Opens and migrates the database, loads or creates the signing secret, and binds
     /// the listener. Nothing is served until [`App::run`].
     pub async fn build(config: Config) -> anyhow::Result<App> {
-        let clock = if config.testing.clock_control {
-            Clock::controllable()
-        } else {
-            Clock::system()
-        };
+        let clock =
+            if config.testing.clock_control { Clock::controllable() } else { Clock::system() };
         let db = open_db(&config).await?;
         let secret = {
-            let (configured, path) = (
-                config.auth.jwt_secret.expose().to_owned(),
-                config.database.path.clone(),
-            );
+            let (configured, path) =
+                (config.auth.jwt_secret.expose().to_owned(), config.database.path.clone());
             tokio::task::spawn_blocking(move || resolve_secret(&configured, &path))
                 .await
                 .context("loading the JWT secret")??
         };
         let keys = Keys::new(&secret, config.auth.access_token_minutes);
-        let listen = config.listen_addr()?;
-        let listener = TcpListener::bind(listen)
+        let listen = config.server.listen.clone();
+        let listener = TcpListener::bind(&listen)
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
@@ -56,11 +52,7 @@ impl App {
             clock,
             hasher: Hasher::new(hashers),
         };
-        Ok(App {
-            listener,
-            addr,
-            state,
-        })
+        Ok(App { listener, addr, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -82,13 +74,10 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = crate::http::router(self.state);
-        axum::serve(
-            self.listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
     }
 }
 
@@ -100,28 +89,28 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
         .context("opening the database")??)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+/// SIGINT and SIGTERM handlers. Installed before the `listening on` line is printed, so
+/// a harness may signal the moment it reads it and still get a clean exit.
+pub struct ShutdownSignals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignals {
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    tracing::info!("shutting down: draining in-flight requests");
+
+    /// Resolves on the first SIGINT or SIGTERM (also one that arrived before this was
+    /// polled).
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
+        }
+        tracing::info!("shutting down: draining in-flight requests");
+    }
 }

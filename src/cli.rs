@@ -11,7 +11,7 @@ use rand::distr::Alphanumeric;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::app::{App, open_db, shutdown_signal};
+use crate::app::{App, ShutdownSignals, open_db};
 use crate::auth::Role;
 use crate::auth::password::{Hasher, check_new_password};
 use crate::clock::Clock;
@@ -19,11 +19,7 @@ use crate::config::{Config, ConfigError, Overrides, Source};
 use crate::service::{self, accounts, users};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "sessiond",
-    version,
-    about = "Session-expiration server on embedded SQLite"
-)]
+#[command(name = "sessiond", version, about = "Session-expiration server on embedded SQLite")]
 pub struct Cli {
     /// Configuration file (default: ./config.toml if present, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH")]
@@ -129,18 +125,12 @@ impl Cli {
     /// The configuration this invocation runs with (flag > environment > file > default),
     /// plus warnings about ignored environment variables.
     pub fn load_config(&self) -> Result<(Config, Vec<String>), CliError> {
-        let source = self
-            .config
-            .clone()
-            .map_or(Source::Default, Source::Explicit);
+        let source = self.config.clone().map_or(Source::Default, Source::Explicit);
         let listen = match &self.command {
             Some(Command::Serve { listen }) => listen.clone().or_else(|| self.listen.clone()),
             _ => self.listen.clone(),
         };
-        let flags = Overrides {
-            database: self.database.clone(),
-            listen,
-        };
+        let flags = Overrides { database: self.database.clone(), listen };
         Ok(Config::load(&source, std::env::vars(), &flags)?)
     }
 
@@ -165,12 +155,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
             let id = accounts::create(&db, name, Clock::system().now()).await?;
             print_json(&json!({ "account_id": id }))
         }
-        Some(Command::User(UserCommand::Create {
-            account,
-            email,
-            role,
-            password_stdin,
-        })) => {
+        Some(Command::User(UserCommand::Create { account, email, role, password_stdin })) => {
             users::check_email(&email).map_err(|e| CliError::Usage(format!("--email: {e}")))?;
             let (password, generated) = if password_stdin {
                 let password = read_password_stdin()?;
@@ -181,10 +166,7 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
                 (generate_password(), true)
             };
             let db = open_db(&config).await.map_err(failure)?;
-            let hash = Hasher::new(1)
-                .hash(password.clone())
-                .await
-                .map_err(failure)?;
+            let hash = Hasher::new(1).hash(password.clone()).await.map_err(failure)?;
             let id = users::create(&db, account, &email, role, hash, Clock::system().now()).await?;
             if generated {
                 print_json(&json!({ "user_id": id, "password": password }))
@@ -206,12 +188,14 @@ async fn serve(config: Config) -> Result<(), CliError> {
             "testing.clock_control is on: POST /_test/clock can move this server's clock"
         );
     }
+    let signals = ShutdownSignals::install()
+        .map_err(|e| CliError::Failure(format!("cannot install signal handlers: {e}")))?;
     let app = App::build(config).await.map_err(failure)?;
     let addr = app.local_addr();
     // The one line a harness waits for; written and flushed before anything is served.
     print_line(&format!("listening on http://{addr}"))?;
     tracing::info!(%addr, "serving");
-    app.run(shutdown_signal()).await.map_err(failure)?;
+    app.run(signals.recv()).await.map_err(failure)?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -228,11 +212,7 @@ fn read_password_stdin() -> Result<String, CliError> {
 
 /// 24 alphanumeric characters: about 142 bits.
 fn generate_password() -> String {
-    rand::rng()
-        .sample_iter(Alphanumeric)
-        .take(24)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(Alphanumeric).take(24).map(char::from).collect()
 }
 
 fn print_json(value: &serde_json::Value) -> Result<(), CliError> {

@@ -27,18 +27,12 @@ const MAX_ADVANCE_SECONDS: i64 = 10_000_000_000;
 
 impl Clock {
     pub fn system() -> Self {
-        Self {
-            offset_ms: Arc::new(AtomicI64::new(0)),
-            controllable: false,
-        }
+        Self { offset_ms: Arc::new(AtomicI64::new(0)), controllable: false }
     }
 
     /// A clock that `/_test/clock` may move forward.
     pub fn controllable() -> Self {
-        Self {
-            offset_ms: Arc::new(AtomicI64::new(0)),
-            controllable: true,
-        }
+        Self { offset_ms: Arc::new(AtomicI64::new(0)), controllable: true }
     }
 
     pub fn is_controllable(&self) -> bool {
@@ -56,16 +50,12 @@ impl Clock {
             return Err(ClockError::NotControllable);
         }
         if !(0..=MAX_ADVANCE_SECONDS).contains(&seconds) {
-            return Err(ClockError::OutOfRange {
-                max: MAX_ADVANCE_SECONDS,
-            });
+            return Err(ClockError::OutOfRange { max: MAX_ADVANCE_SECONDS });
         }
         let total = self.offset_ms.fetch_add(seconds * 1000, Ordering::Relaxed) + seconds * 1000;
         if total > MAX_ADVANCE_SECONDS * 1000 {
             self.offset_ms.fetch_sub(seconds * 1000, Ordering::Relaxed);
-            return Err(ClockError::OutOfRange {
-                max: MAX_ADVANCE_SECONDS,
-            });
+            return Err(ClockError::OutOfRange { max: MAX_ADVANCE_SECONDS });
         }
         Ok(self.now())
     }

@@ -88,29 +88,19 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(unset)"
-        } else {
-            "Secret(***)"
-        })
+        f.write_str(if self.0.is_empty() { "Secret(unset)" } else { "Secret(***)" })
     }
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self {
-            listen: "127.0.0.1:8080".into(),
-            log_format: LogFormat::Text,
-        }
+        Self { listen: "127.0.0.1:8080".into(), log_format: LogFormat::Text }
     }
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self {
-            path: "data/sessiond.db".into(),
-            pool_size: 8,
-        }
+        Self { path: "data/sessiond.db".into(), pool_size: 8 }
     }
 }
 
@@ -139,6 +129,11 @@ impl Default for SessionConfig {
         }
     }
 }
+
+/// The longest time any setting may describe: 100 years, in minutes. Far beyond any
+/// sensible session, and far from overflowing the time arithmetic.
+pub const MAX_MINUTES: i64 = 100 * 365 * 24 * 60;
+const MAX_POOL_SIZE: i64 = 1024;
 
 /// The shortest configured JWT secret accepted (HS256 wants at least 256 bits).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
@@ -179,20 +174,10 @@ impl Config {
         }
         let warnings = apply_env(&mut table, env)?;
         if let Some(db) = &flags.database {
-            set(
-                &mut table,
-                "database",
-                "path",
-                toml::Value::String(db.clone()),
-            );
+            set(&mut table, "database", "path", toml::Value::String(db.clone()));
         }
         if let Some(listen) = &flags.listen {
-            set(
-                &mut table,
-                "server",
-                "listen",
-                toml::Value::String(listen.clone()),
-            );
+            set(&mut table, "server", "listen", toml::Value::String(listen.clone()));
         }
         let config = Config::deserialize(toml::Value::Table(table))
             .map_err(|e| err(one_line(&e.to_string())))?;
@@ -200,33 +185,38 @@ impl Config {
         Ok((config, warnings))
     }
 
-    /// Checks what serde cannot: ranges and the relations between keys.
+    /// Checks what serde cannot: ranges and the relations between keys. Every number has
+    /// an upper bound too, so no later time arithmetic can overflow.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        check_listen(&self.server.listen)?;
         if self.database.path.is_empty() {
             return Err(err("database.path must not be empty"));
         }
-        if self.database.pool_size == 0 {
-            return Err(err("database.pool_size must be at least 1"));
-        }
+        in_range("database.pool_size", i64::from(self.database.pool_size), 1, MAX_POOL_SIZE)?;
         let secret = self.auth.jwt_secret.expose();
         if !secret.is_empty() && secret.len() < MIN_JWT_SECRET_BYTES {
             return Err(err(format!(
                 "auth.jwt_secret must be at least {MIN_JWT_SECRET_BYTES} bytes (or empty to generate one)"
             )));
         }
-        positive("auth.access_token_minutes", self.auth.access_token_minutes)?;
-        positive(
-            "auth.max_failed_logins",
-            i64::from(self.auth.max_failed_logins),
-        )?;
-        positive(
+        let a = &self.auth;
+        in_range("auth.access_token_minutes", a.access_token_minutes, 1, MAX_MINUTES)?;
+        in_range("auth.max_failed_logins", i64::from(a.max_failed_logins), 1, i64::from(u32::MAX))?;
+        in_range(
             "auth.failed_login_window_minutes",
-            self.auth.failed_login_window_minutes,
+            a.failed_login_window_minutes,
+            1,
+            MAX_MINUTES,
         )?;
         let s = &self.session;
-        positive("session.idle_minutes_min", s.idle_minutes_min)?;
-        positive("session.absolute_minutes_min", s.absolute_minutes_min)?;
+        for (key, value) in [
+            ("session.idle_minutes_min", s.idle_minutes_min),
+            ("session.idle_minutes_max", s.idle_minutes_max),
+            ("session.absolute_minutes_min", s.absolute_minutes_min),
+            ("session.absolute_minutes_max", s.absolute_minutes_max),
+        ] {
+            in_range(key, value, 1, MAX_MINUTES)?;
+        }
         ordered(
             "session.idle_minutes",
             s.idle_minutes_min,
@@ -245,24 +235,9 @@ impl Config {
                 s.idle_minutes_default, s.absolute_minutes_default
             )));
         }
-        if s.reuse_grace_seconds < 0 {
-            return Err(err("session.reuse_grace_seconds must be 0 or more"));
-        }
-        positive("session.retention_days", s.retention_days)?;
+        in_range("session.reuse_grace_seconds", s.reuse_grace_seconds, 0, MAX_MINUTES * 60)?;
+        in_range("session.retention_days", s.retention_days, 1, MAX_MINUTES / (24 * 60))?;
         Ok(())
-    }
-
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server.listen.parse().map_err(|_| {
-            err(format!(
-                "server.listen must be an address such as 127.0.0.1:8080, got {:?}",
-                self.server.listen
-            ))
-        })
-    }
-
-    pub fn is_memory_database(&self) -> bool {
-        self.database.path == ":memory:"
     }
 }
 
@@ -294,10 +269,8 @@ fn apply_env(
     env: impl IntoIterator<Item = (String, String)>,
 ) -> Result<Vec<String>, ConfigError> {
     let mut warnings = Vec::new();
-    let mut vars: Vec<(String, String)> = env
-        .into_iter()
-        .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-        .collect();
+    let mut vars: Vec<(String, String)> =
+        env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
     vars.sort();
     for (name, raw) in vars {
         let rest = name[ENV_PREFIX.len()..].to_ascii_lowercase();
@@ -330,9 +303,8 @@ fn lookup_env_key(table: &toml::Table, rest: &str) -> Option<(String, String, to
 }
 
 fn set(table: &mut toml::Table, section: &str, key: &str, value: toml::Value) {
-    let entry = table
-        .entry(section.to_owned())
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let entry =
+        table.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
     if let toml::Value::Table(t) = entry {
         t.insert(key.to_owned(), value);
     }
@@ -350,18 +322,32 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
     }
 }
 
-fn positive(key: &str, value: i64) -> Result<(), ConfigError> {
-    if value < 1 {
-        return Err(err(format!("{key} must be at least 1, got {value}")));
+fn in_range(key: &str, value: i64, min: i64, max: i64) -> Result<(), ConfigError> {
+    if !(min..=max).contains(&value) {
+        return Err(err(format!("{key} must be between {min} and {max}, got {value}")));
     }
     Ok(())
 }
 
+/// `HOST:PORT`, where HOST is an IP address or a name such as `localhost` (resolved when
+/// binding). Set by `server.listen` or `--listen`.
+fn check_listen(listen: &str) -> Result<(), ConfigError> {
+    let ok = listen.parse::<SocketAddr>().is_ok()
+        || listen.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && !host.contains(char::is_whitespace) && port.parse::<u16>().is_ok()
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(err(format!(
+            "server.listen (or --listen) must be HOST:PORT such as 127.0.0.1:8080, got {listen:?}"
+        )))
+    }
+}
+
 fn ordered(prefix: &str, min: i64, default: i64, max: i64) -> Result<(), ConfigError> {
     if min > max {
-        return Err(err(format!(
-            "{prefix}_min ({min}) must not exceed {prefix}_max ({max})"
-        )));
+        return Err(err(format!("{prefix}_min ({min}) must not exceed {prefix}_max ({max})")));
     }
     if default < min || default > max {
         return Err(err(format!(
@@ -405,9 +391,7 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named() {
-        let e = load_with(Some("[session]\nidle_minutes_mx = 5\n"), &[])
-            .err()
-            .map(|e| e.0);
+        let e = load_with(Some("[session]\nidle_minutes_mx = 5\n"), &[]).err().map(|e| e.0);
         assert!(e.unwrap_or_default().contains("idle_minutes_mx"));
     }
 
@@ -423,57 +407,29 @@ mod tests {
         .ok();
         assert_eq!(c.as_ref().map(|c| c.session.idle_minutes_max), Some(6000));
         assert_eq!(c.map(|c| c.testing.clock_control), Some(true));
-        let e = load_with(Some(""), &[("SESSIOND_DATABASE_POOL_SIZE", "many")])
-            .err()
-            .map(|e| e.0);
-        assert!(
-            e.unwrap_or_default()
-                .contains("SESSIOND_DATABASE_POOL_SIZE")
-        );
+        let e = load_with(Some(""), &[("SESSIOND_DATABASE_POOL_SIZE", "many")]).err().map(|e| e.0);
+        assert!(e.unwrap_or_default().contains("SESSIOND_DATABASE_POOL_SIZE"));
     }
 
     #[test]
     fn min_above_max_and_default_outside_bounds_are_refused() {
-        let e = load_with(
-            Some("[session]\nidle_minutes_min = 50\nidle_minutes_max = 40\n"),
-            &[],
-        );
-        assert!(
-            e.err()
-                .map(|e| e.0)
-                .unwrap_or_default()
-                .contains("session.idle_minutes_min")
-        );
+        let e = load_with(Some("[session]\nidle_minutes_min = 50\nidle_minutes_max = 40\n"), &[]);
+        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("session.idle_minutes_min"));
         let e = load_with(Some("[session]\nabsolute_minutes_default = 30\n"), &[]);
-        assert!(
-            e.err()
-                .map(|e| e.0)
-                .unwrap_or_default()
-                .contains("absolute_minutes_default")
-        );
+        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("absolute_minutes_default"));
         let e = load_with(
             Some("[session]\nidle_minutes_default = 5000\nabsolute_minutes_default = 4000\n"),
             &[],
         );
-        assert!(
-            e.err()
-                .map(|e| e.0)
-                .unwrap_or_default()
-                .contains("idle_minutes_default")
-        );
+        assert!(e.err().map(|e| e.0).unwrap_or_default().contains("idle_minutes_default"));
     }
 
     #[test]
     fn short_secret_is_refused_and_never_printed() {
-        let e = load_with(Some("[auth]\njwt_secret = \"short\"\n"), &[])
-            .err()
-            .map(|e| e.0);
+        let e = load_with(Some("[auth]\njwt_secret = \"short\"\n"), &[]).err().map(|e| e.0);
         let e = e.unwrap_or_default();
         assert!(e.contains("auth.jwt_secret") && !e.contains("short\""));
-        let c = load_with(
-            Some("[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n"),
-            &[],
-        );
+        let c = load_with(Some("[auth]\njwt_secret = \"0123456789abcdef0123456789abcdef\"\n"), &[]);
         let debug = format!("{:?}", c.ok());
         assert!(!debug.contains("0123456789abcdef") && debug.contains("Secret(***)"));
     }

@@ -18,10 +18,6 @@ pub fn init(format: LogFormat, default_level: &str) {
     // A second init (tests building several apps in one process) is harmless: ignore it.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
     };
 }

@@ -12,15 +12,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             return match e.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
                     let _ = e.print();
                     ExitCode::SUCCESS
                 }
-                _ => fail(&CliError::Usage(cli::one_line_usage_error(
-                    &e.render().to_string(),
-                ))),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    fail(&CliError::Usage("a subcommand is required; see `sessiond help`".into()))
+                }
+                _ => fail(&CliError::Usage(cli::one_line_usage_error(&e.render().to_string()))),
             };
         }
     };
@@ -32,15 +31,10 @@ fn main() -> ExitCode {
     for w in warnings {
         tracing::warn!("{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            return fail(&CliError::Failure(format!(
-                "cannot start the async runtime: {e}"
-            )));
+            return fail(&CliError::Failure(format!("cannot start the async runtime: {e}")));
         }
     };
     match runtime.block_on(cli::run(cli, config)) {

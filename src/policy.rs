@@ -118,10 +118,7 @@ impl Bounds {
         if let Patch::Set(v) = change.idle_minutes
             && !(self.idle_min..=self.idle_max).contains(&v)
         {
-            return Err(PolicyError::IdleOutOfBounds {
-                min: self.idle_min,
-                max: self.idle_max,
-            });
+            return Err(PolicyError::IdleOutOfBounds { min: self.idle_min, max: self.idle_max });
         }
         if let Patch::Set(v) = change.absolute_minutes
             && !(self.absolute_min..=self.absolute_max).contains(&v)
@@ -171,15 +168,18 @@ impl Effective {
         started: DateTime<Utc>,
         last_active: DateTime<Utc>,
     ) -> Option<Expiry> {
-        if now > started + TimeDelta::minutes(self.absolute_minutes) {
-            return Some(Expiry::Absolute {
-                limit_minutes: self.absolute_minutes,
-            });
+        // A limit too large to add (a stored override far beyond today's bounds) never
+        // ends a session, rather than crashing the refresh.
+        let passed = |from: DateTime<Utc>, minutes: i64| {
+            TimeDelta::try_minutes(minutes)
+                .and_then(|d| from.checked_add_signed(d))
+                .is_some_and(|limit| now > limit)
+        };
+        if passed(started, self.absolute_minutes) {
+            return Some(Expiry::Absolute { limit_minutes: self.absolute_minutes });
         }
-        if now > last_active + TimeDelta::minutes(self.idle_minutes) {
-            return Some(Expiry::Idle {
-                limit_minutes: self.idle_minutes,
-            });
+        if passed(last_active, self.idle_minutes) {
+            return Some(Expiry::Idle { limit_minutes: self.idle_minutes });
         }
         None
     }
@@ -207,25 +207,13 @@ mod tests {
     }
 
     fn change(idle: Patch<i64>, absolute: Patch<i64>) -> PolicyChange {
-        PolicyChange {
-            idle_minutes: idle,
-            absolute_minutes: absolute,
-        }
+        PolicyChange { idle_minutes: idle, absolute_minutes: absolute }
     }
 
     #[test]
     fn effective_falls_back_to_defaults() {
-        let e = bounds().effective(Overrides {
-            idle_minutes: Some(30),
-            absolute_minutes: None,
-        });
-        assert_eq!(
-            e,
-            Effective {
-                idle_minutes: 30,
-                absolute_minutes: 10080
-            }
-        );
+        let e = bounds().effective(Overrides { idle_minutes: Some(30), absolute_minutes: None });
+        assert_eq!(e, Effective { idle_minutes: 30, absolute_minutes: 10080 });
     }
 
     #[test]
@@ -234,26 +222,14 @@ mod tests {
         let none = Overrides::default();
         assert_eq!(
             b.apply(none, change(Patch::Set(1), Patch::Set(1))),
-            Err(PolicyError::IdleOutOfBounds {
-                min: 15,
-                max: 43200
-            })
+            Err(PolicyError::IdleOutOfBounds { min: 15, max: 43200 })
         );
         assert_eq!(
             b.apply(none, change(Patch::Set(20), Patch::Set(1))),
-            Err(PolicyError::AbsoluteOutOfBounds {
-                min: 60,
-                max: 129_600
-            })
+            Err(PolicyError::AbsoluteOutOfBounds { min: 60, max: 129_600 })
         );
         let e = b.apply(none, change(Patch::Set(43200), Patch::Unchanged));
-        assert_eq!(
-            e,
-            Err(PolicyError::IdleAboveAbsolute {
-                idle: 43200,
-                absolute: 10080
-            })
-        );
+        assert_eq!(e, Err(PolicyError::IdleAboveAbsolute { idle: 43200, absolute: 10080 }));
         assert_eq!(
             e.err().map(|e| e.to_string()).unwrap_or_default(),
             "Effective idle (43200min) cannot exceed effective absolute (10080min)"
@@ -263,62 +239,34 @@ mod tests {
     #[test]
     fn merge_patch_keeps_clears_and_sets() {
         let b = bounds();
-        let cur = Overrides {
-            idle_minutes: Some(30),
-            absolute_minutes: Some(120),
-        };
+        let cur = Overrides { idle_minutes: Some(30), absolute_minutes: Some(120) };
         assert_eq!(b.apply(cur, PolicyChange::default()), Ok(cur));
         // Clearing idle brings back the default 1440, above the absolute override 120.
         assert_eq!(
             b.apply(cur, change(Patch::Clear, Patch::Unchanged)),
-            Err(PolicyError::IdleAboveAbsolute {
-                idle: 1440,
-                absolute: 120
-            })
+            Err(PolicyError::IdleAboveAbsolute { idle: 1440, absolute: 120 })
         );
         assert_eq!(
             b.apply(cur, change(Patch::Unchanged, Patch::Set(200))),
-            Ok(Overrides {
-                idle_minutes: Some(30),
-                absolute_minutes: Some(200)
-            })
+            Ok(Overrides { idle_minutes: Some(30), absolute_minutes: Some(200) })
         );
-        assert_eq!(
-            b.apply(cur, change(Patch::Clear, Patch::Clear)),
-            Ok(Overrides::default())
-        );
+        assert_eq!(b.apply(cur, change(Patch::Clear, Patch::Clear)), Ok(Overrides::default()));
     }
 
     #[test]
     fn bounds_are_inclusive() {
         let b = bounds();
-        assert!(
-            b.apply(Overrides::default(), change(Patch::Set(15), Patch::Set(60)))
-                .is_ok()
-        );
-        assert!(
-            b.apply(
-                Overrides::default(),
-                change(Patch::Set(14), Patch::Unchanged)
-            )
-            .is_err()
-        );
+        assert!(b.apply(Overrides::default(), change(Patch::Set(15), Patch::Set(60))).is_ok());
+        assert!(b.apply(Overrides::default(), change(Patch::Set(14), Patch::Unchanged)).is_err());
     }
 
     #[test]
     fn absolute_is_checked_before_idle() {
-        let e = Effective {
-            idle_minutes: 15,
-            absolute_minutes: 60,
-        };
+        let e = Effective { idle_minutes: 15, absolute_minutes: 60 };
         let t0 = DateTime::<Utc>::UNIX_EPOCH;
         assert_eq!(e.expiry(t0 + TimeDelta::minutes(15), t0, t0), None);
         assert_eq!(
-            e.expiry(
-                t0 + TimeDelta::minutes(15) + TimeDelta::milliseconds(1),
-                t0,
-                t0
-            ),
+            e.expiry(t0 + TimeDelta::minutes(15) + TimeDelta::milliseconds(1), t0, t0),
             Some(Expiry::Idle { limit_minutes: 15 })
         );
         assert_eq!(
@@ -327,5 +275,7 @@ mod tests {
         );
         let last = t0 + TimeDelta::minutes(50);
         assert_eq!(e.expiry(t0 + TimeDelta::minutes(60), t0, last), None);
+        let huge = Effective { idle_minutes: i64::MAX, absolute_minutes: i64::MAX };
+        assert_eq!(huge.expiry(t0 + TimeDelta::days(365_000), t0, t0), None);
     }
 }

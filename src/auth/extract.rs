@@ -34,10 +34,8 @@ impl FromRequestParts<AppState> for AuthUser {
             ApiError::NotAuthenticated
         })?;
         let (user_id, session_id) = (claims.sub, claims.sid);
-        let found = state
-            .db
-            .read(move |tx| users::with_session_state(tx, user_id, session_id))
-            .await?;
+        let found =
+            state.db.read(move |tx| users::with_session_state(tx, user_id, session_id)).await?;
         match found {
             Some((user, session_live)) if session_live && user.is_active => {
                 tracing::Span::current().record("user_id", tracing::field::display(user.id));

@@ -35,9 +35,7 @@ pub struct Keys {
 
 impl fmt::Debug for Keys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Keys")
-            .field("lifetime", &self.lifetime)
-            .finish_non_exhaustive()
+        f.debug_struct("Keys").field("lifetime", &self.lifetime).finish_non_exhaustive()
     }
 }
 
@@ -83,13 +81,8 @@ impl Keys {
         now: DateTime<Utc>,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let iat = now.timestamp();
-        let claims = Claims {
-            sub: user,
-            sid: session,
-            iat,
-            nbf: iat,
-            exp: iat + self.lifetime_seconds(),
-        };
+        let claims =
+            Claims { sub: user, sid: session, iat, nbf: iat, exp: iat + self.lifetime_seconds() };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
     }
 
@@ -143,22 +136,19 @@ fn load_or_create_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
 
     match std::fs::read_to_string(path) {
-        Ok(text) => return validate_secret_file(path, &text),
+        Ok(text) => {
+            warn_if_readable_by_others(path);
+            return validate_secret_file(path, &text);
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
-    let tmp = path.with_extension(format!(
-        "tmp-{}-{}",
-        std::process::id(),
-        Uuid::new_v4().simple()
-    ));
+    let tmp =
+        path.with_extension(format!("tmp-{}-{}", std::process::id(), Uuid::new_v4().simple()));
     let secret = generate_secret();
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(secret.as_bytes())?;
         f.sync_all()
     };
@@ -174,6 +164,18 @@ fn load_or_create_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
             validate_secret_file(path, &text)
         }
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(
+            path = %path.display(),
+            "the JWT secret file is readable by others; make it private with chmod 600"
+        );
     }
 }
 
@@ -201,19 +203,10 @@ mod tests {
     fn token_is_refused_from_the_instant_it_expires() {
         let k = keys();
         let t0 = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
-        let token = k
-            .issue(Uuid::new_v4(), Uuid::new_v4(), t0)
-            .ok()
-            .unwrap_or_default();
+        let token = k.issue(Uuid::new_v4(), Uuid::new_v4(), t0).ok().unwrap_or_default();
         assert!(k.verify(&token, t0).is_ok());
-        assert!(
-            k.verify(&token, t0 + TimeDelta::milliseconds(299_999))
-                .is_ok()
-        );
-        assert!(matches!(
-            k.verify(&token, t0 + TimeDelta::seconds(300)),
-            Err(TokenError::Expired)
-        ));
+        assert!(k.verify(&token, t0 + TimeDelta::milliseconds(299_999)).is_ok());
+        assert!(matches!(k.verify(&token, t0 + TimeDelta::seconds(300)), Err(TokenError::Expired)));
         assert!(matches!(
             k.verify(&token, t0 - TimeDelta::seconds(1)),
             Err(TokenError::NotYetValid)
@@ -224,16 +217,11 @@ mod tests {
     fn other_secret_and_alg_none_are_refused() {
         let t0 = DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000);
         let other = Keys::new(b"another-secret-another-secret-xx", 5);
-        let token = other
-            .issue(Uuid::new_v4(), Uuid::new_v4(), t0)
-            .ok()
-            .unwrap_or_default();
+        let token = other.issue(Uuid::new_v4(), Uuid::new_v4(), t0).ok().unwrap_or_default();
         assert!(keys().verify(&token, t0).is_err());
         let payload = token.split('.').nth(1).unwrap_or_default();
-        let none = format!(
-            "{}.{payload}.",
-            URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#)
-        );
+        let none =
+            format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#));
         assert!(keys().verify(&none, t0).is_err());
     }
 
@@ -247,9 +235,7 @@ mod tests {
         let a = resolve_secret("", &db).ok();
         let b = resolve_secret("", &db).ok();
         assert!(a.is_some() && a == b);
-        let mode = std::fs::metadata(secret_path(&db))
-            .map(|m| m.permissions().mode() & 0o777)
-            .ok();
+        let mode = std::fs::metadata(secret_path(&db)).map(|m| m.permissions().mode() & 0o777).ok();
         assert_eq!(mode, Some(0o600));
     }
 }

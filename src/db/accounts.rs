@@ -28,10 +28,7 @@ pub fn overrides(tx: &Tx<'_>, id: Uuid) -> Result<Overrides, DbError> {
     tx.conn()
         .prepare_cached("SELECT idle_minutes, absolute_minutes FROM accounts WHERE id = ?1")?
         .query_row([id.to_string()], |r| {
-            Ok(Overrides {
-                idle_minutes: r.get(0)?,
-                absolute_minutes: r.get(1)?,
-            })
+            Ok(Overrides { idle_minutes: r.get(0)?, absolute_minutes: r.get(1)? })
         })
         .optional()?
         .ok_or(DbError::NotFound)

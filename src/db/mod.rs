@@ -62,13 +62,21 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.run(TransactionBehavior::Immediate, f).await
+        let permit = self.writer.clone().acquire_owned().await.map_err(|e| {
+            E::from(DbError::Other(anyhow::Error::new(e).context("database writer queue closed")))
+        })?;
+        // The permit travels with the work: it is released when the transaction ends,
+        // even if the request that asked for it has gone away.
+        self.run(TransactionBehavior::Immediate, move |tx| {
+            let _permit = permit;
+            f(tx)
+        })
+        .await
     }
 
     /// Answers once the database does.
     pub async fn ping(&self) -> Result<(), DbError> {
-        self.read(|tx| Ok(tx.conn().query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+        self.read(|tx| Ok(tx.conn().query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
     async fn run<T, E, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, E>
@@ -100,9 +108,7 @@ impl Db {
         E: From<DbError>,
     {
         let mut conn = self.connection().map_err(E::from)?;
-        let tx = conn
-            .transaction_with_behavior(behavior)
-            .map_err(DbError::from)?;
+        let tx = conn.transaction_with_behavior(behavior).map_err(DbError::from)?;
         let tx = Tx(tx);
         let out = f(&tx)?;
         tx.0.commit().map_err(DbError::from)?;

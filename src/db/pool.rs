@@ -8,6 +8,7 @@ use std::time::Duration;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
 
 use super::DbError;
 
@@ -24,6 +25,9 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
+    /// Writers of this process queue here, in order, instead of polling SQLite's lock
+    /// (which `busy_timeout` still arbitrates against other processes, e.g. the CLI).
+    pub(super) writer: Arc<Semaphore>,
     /// For `:memory:`: one connection held for the life of the process, because an
     /// in-memory database disappears when its last connection closes.
     _memory_anchor: Option<Arc<Mutex<Connection>>>,
@@ -33,10 +37,7 @@ pub struct Db {
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     #[error("cannot create the database directory {path}")]
-    Directory {
-        path: String,
-        source: std::io::Error,
-    },
+    Directory { path: String, source: std::io::Error },
     #[error("cannot open the database {path}")]
     Open { path: String, source: anyhow::Error },
     #[error("cannot migrate the database {path}")]
@@ -47,70 +48,33 @@ impl Db {
     /// Opens (creating if needed) the database at `path` — `:memory:` for a private
     /// in-memory database shared by every pooled connection of this process — and applies
     /// pending migrations.
+    ///
+    /// One connection is opened directly first and migrated: a file that cannot be
+    /// opened, or is no database, fails here at once with one clear error, instead of
+    /// after the pool's wait for a connection.
     pub fn open(path: &str, pool_size: u32) -> Result<Db, OpenError> {
-        let db = if path == ":memory:" {
-            Self::open_memory(pool_size)?
+        let open_err =
+            |e: rusqlite::Error| OpenError::Open { path: path.to_owned(), source: e.into() };
+        let (target, flags, on_disk) = if path == ":memory:" {
+            let uri = format!("file:/sessiond-{}?vfs=memdb", uuid::Uuid::new_v4());
+            (uri, memory_flags(), false)
         } else {
-            Self::open_file(path, pool_size)?
+            create_parent_dir(path)?;
+            (path.to_owned(), OpenFlags::default(), true)
         };
-        db.migrate().map_err(|source| OpenError::Migrate {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(db)
-    }
-
-    fn open_file(path: &str, pool_size: u32) -> Result<Db, OpenError> {
-        if let Some(dir) = Path::new(path)
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|source| OpenError::Directory {
-                path: dir.display().to_string(),
-                source,
-            })?;
-        }
-        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c, true));
-        let pool = build_pool(manager, pool_size).map_err(|source| OpenError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(Db {
-            pool,
-            _memory_anchor: None,
-        })
-    }
-
-    /// SQLite's `memdb` VFS: a named in-memory database that every connection of this
-    /// process can open, with ordinary file locking (so `busy_timeout` works), unlike
-    /// shared-cache mode.
-    fn open_memory(pool_size: u32) -> Result<Db, OpenError> {
-        let uri = format!("file:/sessiond-{}?vfs=memdb", uuid::Uuid::new_v4());
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_URI
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let open_err = |source: anyhow::Error| OpenError::Open {
-            path: ":memory:".into(),
-            source,
-        };
-        let anchor = Connection::open_with_flags(&uri, flags)
-            .and_then(|mut c| configure(&mut c, false).map(|()| c))
-            .map_err(|e| open_err(e.into()))?;
-        let manager = SqliteConnectionManager::file(&uri)
+        let mut first = Connection::open_with_flags(&target, flags).map_err(open_err)?;
+        configure(&mut first, on_disk).map_err(open_err)?;
+        embedded::migrations::runner()
+            .run(&mut first)
+            .map_err(|e| OpenError::Migrate { path: path.to_owned(), source: e.into() })?;
+        let manager = SqliteConnectionManager::file(&target)
             .with_flags(flags)
-            .with_init(|c| configure(c, false));
-        let pool = build_pool(manager, pool_size).map_err(open_err)?;
-        Ok(Db {
-            pool,
-            _memory_anchor: Some(Arc::new(Mutex::new(anchor))),
-        })
-    }
-
-    fn migrate(&self) -> anyhow::Result<()> {
-        let mut conn = self.connection()?;
-        embedded::migrations::runner().run(&mut *conn)?;
-        Ok(())
+            .with_init(move |c| configure(c, on_disk));
+        let pool = build_pool(manager, pool_size)
+            .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
+        // An in-memory database disappears with its last connection: keep the first one.
+        let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
+        Ok(Db { pool, writer: Arc::new(Semaphore::new(1)), _memory_anchor: memory_anchor })
     }
 
     /// A pooled connection. Only ever called from a blocking thread.
@@ -118,6 +82,23 @@ impl Db {
         self.pool.get().map_err(|e| {
             DbError::Other(anyhow::Error::new(e).context("no database connection available"))
         })
+    }
+}
+
+/// SQLite's `memdb` VFS: a named in-memory database that every connection of this process
+/// can open, with ordinary file locking (so `busy_timeout` works), unlike shared-cache mode.
+fn memory_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+fn create_parent_dir(path: &str) -> Result<(), OpenError> {
+    match Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir)
+            .map_err(|source| OpenError::Directory { path: dir.display().to_string(), source }),
+        None => Ok(()),
     }
 }
 

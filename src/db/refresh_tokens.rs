@@ -78,27 +78,12 @@ pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented
         .prepare_cached(FIND_PRESENTED_SQL)?
         .query_row([token_hash], |r| {
             Ok((
-                (
-                    parse_uuid(r, 0)?,
-                    parse_uuid(r, 1)?,
-                    parse_uuid(r, 2)?,
-                    parse_uuid(r, 3)?,
-                ),
+                (parse_uuid(r, 0)?, parse_uuid(r, 1)?, parse_uuid(r, 2)?, parse_uuid(r, 3)?),
                 r.get::<_, bool>(4)?,
-                (
-                    r.get::<_, i64>(5)?,
-                    r.get::<_, i64>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                ),
+                (r.get::<_, i64>(5)?, r.get::<_, i64>(6)?, r.get::<_, Option<i64>>(7)?),
                 r.get::<_, Option<String>>(8)?,
-                (
-                    r.get::<_, Option<String>>(9)?,
-                    r.get::<_, Option<String>>(10)?,
-                ),
-                Overrides {
-                    idle_minutes: r.get(11)?,
-                    absolute_minutes: r.get(12)?,
-                },
+                (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?),
+                Overrides { idle_minutes: r.get(11)?, absolute_minutes: r.get(12)? },
             ))
         })
         .optional()?;
@@ -192,14 +177,11 @@ pub fn revoke_account(
     keep_user: Option<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<usize, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(REVOKE_ACCOUNT_SQL)?
-        .execute(params![
-            account_id.to_string(),
-            to_ms(now),
-            keep_user.map(|u| u.to_string())
-        ])?)
+    Ok(tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(params![
+        account_id.to_string(),
+        to_ms(now),
+        keep_user.map(|u| u.to_string())
+    ])?)
 }
 
 /// The session a token (live or not) belongs to.

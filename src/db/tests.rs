@@ -5,9 +5,7 @@ use super::{Db, DbError, refresh_tokens, users};
 
 fn plan(db: &Db, sql: &str) -> String {
     let conn = db.connection().expect("connection");
-    let mut stmt = conn
-        .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-        .expect("explain");
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).expect("explain");
     // The plan does not depend on the values; bind NULL to every parameter.
     let nulls = std::iter::repeat_n(rusqlite::types::Null, stmt.parameter_count());
     let rows = stmt
@@ -24,30 +22,15 @@ fn plan(db: &Db, sql: &str) -> String {
 fn hot_statements_use_indexes_not_scans() {
     let db = Db::open(":memory:", 2).expect("open");
     let cases = [
-        (
-            refresh_tokens::FIND_PRESENTED_SQL,
-            "sqlite_autoindex_refresh_tokens",
-        ),
-        (
-            refresh_tokens::REVOKE_ACCOUNT_SQL,
-            "refresh_tokens_active_by_user",
-        ),
-        (
-            refresh_tokens::REVOKE_SESSION_SQL,
-            "refresh_tokens_active_by_session",
-        ),
-        (
-            refresh_tokens::REVOKE_USER_SQL,
-            "refresh_tokens_active_by_user",
-        ),
+        (refresh_tokens::FIND_PRESENTED_SQL, "sqlite_autoindex_refresh_tokens"),
+        (refresh_tokens::REVOKE_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
+        (refresh_tokens::REVOKE_SESSION_SQL, "refresh_tokens_active_by_session"),
+        (refresh_tokens::REVOKE_USER_SQL, "refresh_tokens_active_by_user"),
         (users::SESSION_STATE_SQL, "refresh_tokens_active_by_session"),
     ];
     for (sql, index) in cases {
         let plan = plan(&db, sql);
-        assert!(
-            !plan.contains("SCAN refresh_tokens") && !plan.contains("SCAN t"),
-            "{sql}\n{plan}"
-        );
+        assert!(!plan.contains("SCAN refresh_tokens") && !plan.contains("SCAN t"), "{sql}\n{plan}");
         assert!(plan.contains(index), "{sql} should use {index}:\n{plan}");
     }
     // The account's users are found through their index too.
@@ -59,25 +42,18 @@ fn hot_statements_use_indexes_not_scans() {
 #[test]
 fn memory_database_is_shared_by_all_pooled_connections() {
     let db = Db::open(":memory:", 4).expect("open");
-    let held: Vec<_> = (0..4)
-        .map(|_| db.connection().expect("connection"))
-        .collect();
+    let held: Vec<_> = (0..4).map(|_| db.connection().expect("connection")).collect();
     held[0]
         .execute_batch("CREATE TABLE probe (x INTEGER); INSERT INTO probe VALUES (42);")
         .expect("write");
     for conn in &held {
-        let x: i64 = conn
-            .query_row("SELECT x FROM probe", [], |r| r.get(0))
-            .expect("read");
+        let x: i64 = conn.query_row("SELECT x FROM probe", [], |r| r.get(0)).expect("read");
         assert_eq!(x, 42);
     }
     // A second :memory: database is a different one.
     let other = Db::open(":memory:", 1).expect("open");
     let conn = other.connection().expect("connection");
-    assert!(
-        conn.query_row("SELECT x FROM probe", [], |r| r.get::<_, i64>(0))
-            .is_err()
-    );
+    assert!(conn.query_row("SELECT x FROM probe", [], |r| r.get::<_, i64>(0)).is_err());
 }
 
 #[test]
@@ -86,18 +62,10 @@ fn every_connection_is_configured() {
     let path = dir.path().join("t.db");
     let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
     let conn = db.connection().expect("connection");
-    let fk: i64 = conn
-        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-        .expect("pragma");
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .expect("pragma");
-    let busy: i64 = conn
-        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
-        .expect("pragma");
-    let sync: i64 = conn
-        .query_row("PRAGMA synchronous", [], |r| r.get(0))
-        .expect("pragma");
+    let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("pragma");
+    let busy: i64 = conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0)).expect("pragma");
+    let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma");
     assert_eq!((fk, mode.as_str(), sync), (1, "wal", 2));
     assert!(busy >= 1000);
 }

@@ -16,11 +16,17 @@ pub struct User {
     pub is_active: bool,
 }
 
-/// A user with the password hash, for login only.
-#[derive(Debug, Clone)]
+/// A user with the password hash, for login only. `Debug` leaves the hash out.
+#[derive(Clone)]
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("user", &self.user).finish_non_exhaustive()
+    }
 }
 
 pub struct NewUser<'a> {
@@ -78,10 +84,7 @@ pub fn insert(tx: &Tx<'_>, u: &NewUser<'_>, now: DateTime<Utc>) -> Result<(), Db
             if e.code == ErrorCode::ConstraintViolation
                 && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
         {
-            Err(DbError::Conflict(format!(
-                "a user with email {} already exists",
-                u.email
-            )))
+            Err(DbError::Conflict(format!("a user with email {} already exists", u.email)))
         }
         Err(e) => Err(e.into()),
     }
@@ -129,11 +132,18 @@ pub fn with_session_state(
     Ok(found)
 }
 
+pub fn is_active(tx: &Tx<'_>, user_id: Uuid) -> Result<bool, DbError> {
+    Ok(tx
+        .conn()
+        .prepare_cached("SELECT is_active FROM users WHERE id = ?1")?
+        .query_row([user_id.to_string()], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 pub fn deactivate(tx: &Tx<'_>, user_id: Uuid) -> Result<(), DbError> {
-    let changed = tx.conn().execute(
-        "UPDATE users SET is_active = 0 WHERE id = ?1",
-        [user_id.to_string()],
-    )?;
+    let changed =
+        tx.conn().execute("UPDATE users SET is_active = 0 WHERE id = ?1", [user_id.to_string()])?;
     if changed == 0 {
         return Err(DbError::NotFound);
     }

@@ -15,9 +15,7 @@ pub async fn get_policy(
     State(state): State<AppState>,
     Owner(caller): Owner,
 ) -> Result<Json<SessionPolicy>, ApiError> {
-    Ok(Json(
-        accounts::policy(&state.db, state.bounds, caller.user.account_id).await?,
-    ))
+    Ok(Json(accounts::policy(&state.db, state.bounds, caller.user.account_id).await?))
 }
 
 /// The writing endpoints take no query parameters. Refusing unknown ones matters: a
@@ -44,13 +42,9 @@ pub async fn patch_policy(
     ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
     ApiJson(body): ApiJson<PolicyPatchBody>,
 ) -> Result<Json<SessionPolicy>, ApiError> {
-    let change = PolicyChange {
-        idle_minutes: body.idle_minutes,
-        absolute_minutes: body.absolute_minutes,
-    };
-    Ok(Json(
-        accounts::change_policy(&state.db, state.bounds, &caller.user, change, now).await?,
-    ))
+    let change =
+        PolicyChange { idle_minutes: body.idle_minutes, absolute_minutes: body.absolute_minutes };
+    Ok(Json(accounts::change_policy(&state.db, state.bounds, &caller.user, change, now).await?))
 }
 
 #[derive(Deserialize)]

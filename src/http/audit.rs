@@ -27,11 +27,7 @@ pub async fn list(
 ) -> Result<Json<AuditPage>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::Unprocessable(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        )));
+        return Err(ApiError::Unprocessable(format!("limit must be between 1 and {MAX_LIMIT}")));
     }
-    Ok(Json(
-        accounts::audit_page(&state.db, caller.user.account_id, q.before, limit).await?,
-    ))
+    Ok(Json(accounts::audit_page(&state.db, caller.user.account_id, q.before, limit).await?))
 }

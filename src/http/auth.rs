@@ -26,12 +26,13 @@ pub struct RefreshBody {
     refresh_token: String,
 }
 
-/// Token answers must never be cached.
-fn no_store(pair: TokenPair) -> Response {
-    let mut response = Json(pair).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+/// Answers of the token endpoints — tokens or refusals — must never be cached.
+fn no_store(result: Result<TokenPair, ApiError>) -> Response {
+    let mut response = match result {
+        Ok(pair) => Json(pair).into_response(),
+        Err(e) => e.into_response(),
+    };
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -40,18 +41,18 @@ pub async fn login(
     Now(now): Now,
     client: ClientInfo,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Result<Response, ApiError> {
-    let pair = sessions::login(&state, &body.email, body.password, client, now).await?;
-    Ok(no_store(pair))
+) -> Response {
+    no_store(
+        sessions::login(&state, &body.email, body.password, client, now).await.map_err(Into::into),
+    )
 }
 
 pub async fn refresh(
     State(state): State<AppState>,
     Now(now): Now,
     ApiJson(body): ApiJson<RefreshBody>,
-) -> Result<Response, ApiError> {
-    let pair = sessions::refresh(&state, &body.refresh_token, now).await?;
-    Ok(no_store(pair))
+) -> Response {
+    no_store(sessions::refresh(&state, &body.refresh_token, now).await.map_err(Into::into))
 }
 
 pub async fn logout(
@@ -73,10 +74,5 @@ pub struct Me {
 
 pub async fn me(caller: AuthUser) -> Json<Me> {
     let u = caller.user;
-    Json(Me {
-        id: u.id,
-        email: u.email,
-        role: u.role,
-        account_id: u.account_id,
-    })
+    Json(Me { id: u.id, email: u.email, role: u.role, account_id: u.account_id })
 }

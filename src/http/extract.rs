@@ -29,21 +29,22 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|e: BytesRejection| {
-                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge
-                } else {
-                    ApiError::MalformedJson(e.body_text())
-                }
-            })?;
+        let body = Bytes::from_request(req, state).await.map_err(|e: BytesRejection| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::MalformedJson(e.body_text())
+            }
+        })?;
         parse_body(&body).map(ApiJson)
     }
 }
 
+/// Two passes: syntax first (so a malformed document is a 400 even when it also holds a
+/// wrong type), then the typed read, straight from the bytes, so serde sees duplicate
+/// keys and unknown fields.
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| {
         // serde_json files a number beyond f64 (`1e400`) under syntax errors, but the JSON
         // is well-formed: it is a value out of range, which is a 422. serde_json exposes
         // no error code, only this message.
@@ -53,29 +54,32 @@ pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
             ApiError::MalformedJson(e.to_string())
         }
     })?;
-    if !value.is_object() {
-        return Err(ApiError::Unprocessable(
-            "request body must be a JSON object".into(),
-        ));
+    // serde reads a struct from an array too; the contract wants objects only.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::Unprocessable("request body must be a JSON object".into()));
     }
-    serde_json::from_value(value)
-        .map_err(|e| ApiError::Unprocessable(format!("invalid request body: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::Unprocessable(format!("invalid request body: {}", strip_position(&e)))
+    })
+}
+
+/// serde_json appends " at line L column C"; the body is one line of JSON for most
+/// clients, and the field name says more.
+fn strip_position(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg,
+    }
 }
 
 fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     essence == "application/json"
-        || essence
-            .strip_prefix("application/")
-            .is_some_and(|sub| sub.ends_with("+json"))
+        || essence.strip_prefix("application/").is_some_and(|sub| sub.ends_with("+json"))
 }
 
 /// A query string of type `T`; anything it cannot parse is a 422.
@@ -85,12 +89,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(q)| ApiQuery(q))
-            .map_err(|e| {
-                ApiError::Unprocessable(format!("invalid query string: {}", e.body_text()))
-            })
+        Query::<T>::from_request_parts(parts, state).await.map(|Query(q)| ApiQuery(q)).map_err(
+            |e| ApiError::Unprocessable(format!("invalid query string: {}", e.body_text())),
+        )
     }
 }
 

@@ -37,10 +37,7 @@ pub fn router(state: AppState) -> Router {
             "/accounts/me/security",
             get(account_security::get_policy).patch(account_security::patch_policy),
         )
-        .route(
-            "/accounts/me/security/revoke-sessions",
-            post(account_security::revoke_sessions),
-        )
+        .route("/accounts/me/security/revoke-sessions", post(account_security::revoke_sessions))
         .route("/accounts/me/audit-events", get(audit::list))
         .route("/healthz", get(health::healthz));
     if state.clock.is_controllable() {

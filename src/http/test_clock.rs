@@ -22,14 +22,9 @@ pub async fn advance(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<Advance>,
 ) -> Result<Json<Value>, ApiError> {
-    let now = state
-        .clock
-        .advance(body.advance_seconds)
-        .map_err(|e| match e {
-            ClockError::NotControllable => ApiError::not_found(),
-            e @ ClockError::OutOfRange { .. } => ApiError::Unprocessable(e.to_string()),
-        })?;
-    Ok(Json(
-        json!({ "now": now.to_rfc3339_opts(SecondsFormat::Millis, true) }),
-    ))
+    let now = state.clock.advance(body.advance_seconds).map_err(|e| match e {
+        ClockError::NotControllable => ApiError::not_found(),
+        e @ ClockError::OutOfRange { .. } => ApiError::Unprocessable(e.to_string()),
+    })?;
+    Ok(Json(json!({ "now": now.to_rfc3339_opts(SecondsFormat::Millis, true) })))
 }

@@ -37,9 +37,7 @@ pub async fn create(db: &Db, name: String, now: DateTime<Utc>) -> Result<Uuid, E
 }
 
 pub async fn policy(db: &Db, bounds: Bounds, account_id: Uuid) -> Result<SessionPolicy, Error> {
-    let overrides = db
-        .read(move |tx| accounts::overrides(tx, account_id))
-        .await?;
+    let overrides = db.read(move |tx| accounts::overrides(tx, account_id)).await?;
     Ok(bounds.view(overrides))
 }
 
@@ -139,13 +137,7 @@ pub async fn audit_page(
     before: Option<Uuid>,
     limit: u32,
 ) -> Result<AuditPage, Error> {
-    let items = db
-        .read(move |tx| audit_events::page(tx, account_id, before, limit))
-        .await?;
-    let next_before = if items.len() == limit as usize {
-        items.last().map(|e| e.id)
-    } else {
-        None
-    };
+    let items = db.read(move |tx| audit_events::page(tx, account_id, before, limit)).await?;
+    let next_before = if items.len() == limit as usize { items.last().map(|e| e.id) } else { None };
     Ok(AuditPage { items, next_before })
 }

@@ -29,9 +29,7 @@ pub struct TokenPair {
 
 impl std::fmt::Debug for TokenPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenPair")
-            .field("expires_in", &self.expires_in)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenPair").field("expires_in", &self.expires_in).finish_non_exhaustive()
     }
 }
 
@@ -43,10 +41,7 @@ pub async fn login(
     now: DateTime<Utc>,
 ) -> Result<TokenPair, Error> {
     let email = normalize_email(email);
-    let creds = state
-        .db
-        .read(move |tx| users::credentials_by_email(tx, &email))
-        .await?;
+    let creds = state.db.read(move |tx| users::credentials_by_email(tx, &email)).await?;
     let phc = creds.as_ref().map(|c| c.password_hash.clone());
     let password_ok = state.hasher.verify(password, phc).await?;
     let Some(creds) = creds else {
@@ -54,28 +49,32 @@ pub async fn login(
     };
     let user = creds.user;
     if !password_ok || !user.is_active {
-        let reason = if password_ok {
-            "user_inactive"
-        } else {
-            "invalid_password"
-        };
-        state
-            .db
-            .write(move |tx| {
-                audit_events::insert(
-                    tx,
-                    &audit_events::NewEvent {
-                        account_id: user.account_id,
-                        user_id: Some(user.id),
-                        action: "auth.login_failed",
-                        resource_type: "user",
-                        resource_id: Some(user.id.to_string()),
-                        details: json!({ "reason": reason, "ip": client.ip }),
-                    },
-                    now,
-                )
-            })
-            .await?;
+        let reason = if password_ok { "user_inactive" } else { "invalid_password" };
+        // Written after answering: a known email must not take longer to refuse than an
+        // unknown one (which has no account to file a row under), or its answer time
+        // would tell which emails exist.
+        let db = state.db.clone();
+        tokio::spawn(async move {
+            let written = db
+                .write(move |tx| {
+                    audit_events::insert(
+                        tx,
+                        &audit_events::NewEvent {
+                            account_id: user.account_id,
+                            user_id: Some(user.id),
+                            action: "auth.login_failed",
+                            resource_type: "user",
+                            resource_id: Some(user.id.to_string()),
+                            details: json!({ "reason": reason, "ip": client.ip }),
+                        },
+                        now,
+                    )
+                })
+                .await;
+            if let Err(e) = written {
+                tracing::error!(error = format!("{e:#}"), "cannot write auth.login_failed");
+            }
+        });
         return Err(Error::InvalidCredentials);
     }
 
@@ -84,6 +83,10 @@ pub async fn login(
     let access_token = state
         .db
         .write(move |tx| -> Result<String, Error> {
+            // A `user disable` may have committed since the password was checked.
+            if !users::is_active(tx, user.id)? {
+                return Err(Error::InvalidCredentials);
+            }
             let session_id = Uuid::new_v4();
             refresh_tokens::insert(
                 tx,
@@ -110,8 +113,7 @@ pub async fn login(
                 },
                 now,
             )?;
-            keys.issue(user.id, session_id, now)
-                .map_err(|e| Error::Internal(e.into()))
+            keys.issue(user.id, session_id, now).map_err(|e| Error::Internal(e.into()))
         })
         .await?;
     Ok(pair(state, access_token, minted.token))
@@ -155,9 +157,7 @@ pub async fn refresh(
                 return Ok(Err(RefreshDenied::InvalidToken));
             }
             if let Some(expiry) =
-                bounds
-                    .effective(p.overrides)
-                    .expiry(now, p.session_started_at, p.issued_at)
+                bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
             {
                 refresh_tokens::revoke(tx, p.id, now)?;
                 return Ok(Err(match expiry {
@@ -186,9 +186,8 @@ pub async fn refresh(
             )?;
             // Signed inside the transaction: if signing failed, the rotation rolls back
             // and the presented token stays valid.
-            let access = keys
-                .issue(p.user_id, p.session_id, now)
-                .map_err(|e| Error::Internal(e.into()))?;
+            let access =
+                keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
             Ok(Ok(access))
         })
         .await?;
@@ -206,6 +205,12 @@ fn revoke_reused_session(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
+    // Audited when it ended a live session. A replay against a session already over
+    // changes nothing; auditing it would let anyone holding an old token grow the
+    // audit table, one synced write per request.
+    if revoked == 0 {
+        return Ok(());
+    }
     audit_events::insert(
         tx,
         &audit_events::NewEvent {
@@ -218,7 +223,7 @@ fn revoke_reused_session(
         },
         now,
     )?;
-    tracing::warn!(session_id = %p.session_id, user_id = %p.user_id, revoked, "refresh token reuse detected");
+    tracing::warn!(session_id = %p.session_id, user_id = %p.user_id, revoked, "refresh token reuse detected: session revoked");
     Ok(())
 }
 

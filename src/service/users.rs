@@ -16,11 +16,7 @@ pub fn check_email(email: &str) -> Result<(), String> {
         && email
             .split_once('@')
             .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{email:?} is not an email address"))
-    }
+    if ok { Ok(()) } else { Err(format!("{email:?} is not an email address")) }
 }
 
 pub async fn create(
@@ -39,13 +35,7 @@ pub async fn create(
         let id = Uuid::new_v4();
         users::insert(
             tx,
-            &users::NewUser {
-                id,
-                account_id,
-                email: &email,
-                password_hash: &password_hash,
-                role,
-            },
+            &users::NewUser { id, account_id, email: &email, password_hash: &password_hash, role },
             now,
         )?;
         audit_events::insert(

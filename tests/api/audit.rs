@@ -9,21 +9,13 @@ async fn events_come_newest_first_with_their_fields() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
-    app.patch(
-        "/accounts/me/security",
-        &owner.access,
-        json!({"idle_minutes": 30}),
-    )
-    .await;
+    app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 30})).await;
     app.advance(5).await;
     let owner = app.login(&t.owner).await;
     let r = app.get("/accounts/me/audit-events", &owner.access).await;
     assert_eq!(r.status, 200, "{}", r.text);
     let items = r.body["items"].as_array().unwrap();
-    let actions: Vec<&str> = items
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions: Vec<&str> = items.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(
         actions,
         [
@@ -41,30 +33,15 @@ async fn events_come_newest_first_with_their_fields() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        [
-            "action",
-            "created_at",
-            "details",
-            "id",
-            "resource_id",
-            "resource_type",
-            "user_id"
-        ]
+        ["action", "created_at", "details", "id", "resource_id", "resource_type", "user_id"]
     );
     uuid::Uuid::parse_str(e["id"].as_str().unwrap()).unwrap();
     let newest = chrono::DateTime::parse_from_rfc3339(e["created_at"].as_str().unwrap()).unwrap();
     let older =
         chrono::DateTime::parse_from_rfc3339(items[1]["created_at"].as_str().unwrap()).unwrap();
-    assert!(
-        newest - older >= chrono::TimeDelta::seconds(5),
-        "timestamps follow the server clock"
-    );
+    assert!(newest - older >= chrono::TimeDelta::seconds(5), "timestamps follow the server clock");
     assert!(e["created_at"].as_str().unwrap().ends_with('Z'));
-    assert_eq!(
-        r.body["next_before"],
-        serde_json::Value::Null,
-        "one page holds everything"
-    );
+    assert_eq!(r.body["next_before"], serde_json::Value::Null, "one page holds everything");
 }
 
 #[tokio::test]
@@ -73,16 +50,9 @@ async fn paging_with_limit_and_before_visits_every_event_once() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     for i in 0..7 {
-        app.patch(
-            "/accounts/me/security",
-            &owner.access,
-            json!({"idle_minutes": 20 + i}),
-        )
-        .await;
+        app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 20 + i})).await;
     }
-    let all = app
-        .get("/accounts/me/audit-events?limit=200", &owner.access)
-        .await;
+    let all = app.get("/accounts/me/audit-events?limit=200", &owner.access).await;
     let all_ids: Vec<String> = all.body["items"]
         .as_array()
         .unwrap()
@@ -116,45 +86,27 @@ async fn default_limit_is_50_and_bad_limits_are_422() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     for i in 0..60 {
-        app.patch(
-            "/accounts/me/security",
-            &owner.access,
-            json!({"idle_minutes": 20 + i}),
-        )
-        .await;
+        app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 20 + i})).await;
     }
     let r = app.get("/accounts/me/audit-events", &owner.access).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 50);
     assert!(r.body["next_before"].is_string());
     assert_eq!(
-        app.get("/accounts/me/audit-events?limit=200", &owner.access)
-            .await
-            .body["items"]
+        app.get("/accounts/me/audit-events?limit=200", &owner.access).await.body["items"]
             .as_array()
             .unwrap()
             .len(),
         65
     );
     assert_eq!(
-        app.get("/accounts/me/audit-events?limit=1", &owner.access)
-            .await
-            .body["items"]
+        app.get("/accounts/me/audit-events?limit=1", &owner.access).await.body["items"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
-    for q in [
-        "limit=0",
-        "limit=201",
-        "limit=-1",
-        "limit=abc",
-        "limit=1.5",
-        "before=not-a-uuid",
-    ] {
-        let r = app
-            .get(&format!("/accounts/me/audit-events?{q}"), &owner.access)
-            .await;
+    for q in ["limit=0", "limit=201", "limit=-1", "limit=abc", "limit=1.5", "before=not-a-uuid"] {
+        let r = app.get(&format!("/accounts/me/audit-events?{q}"), &owner.access).await;
         assert_eq!(r.status, 422, "{q} -> {}", r.text);
         assert!(r.body["detail"].is_string());
     }
@@ -166,10 +118,7 @@ async fn an_unknown_cursor_gives_an_empty_page() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     let r = app
-        .get(
-            &format!("/accounts/me/audit-events?before={}", uuid::Uuid::new_v4()),
-            &owner.access,
-        )
+        .get(&format!("/accounts/me/audit-events?before={}", uuid::Uuid::new_v4()), &owner.access)
         .await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body, json!({"items": [], "next_before": null}));
@@ -180,7 +129,5 @@ async fn only_owners_read_the_audit_trail() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let eng = app.login(&t.engineer).await;
-    app.get("/accounts/me/audit-events", &eng.access)
-        .await
-        .assert(403, "owner_required");
+    app.get("/accounts/me/audit-events", &eng.access).await.assert(403, "owner_required");
 }

@@ -34,37 +34,25 @@ async fn email_is_matched_case_insensitively() {
 async fn wrong_password_unknown_email_and_inactive_user_get_the_same_answer() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
-    app.try_login(&t.owner.email, "wrong password")
-        .await
-        .assert(401, "invalid_credentials");
-    app.try_login("nobody@nowhere.test", PASSWORD)
-        .await
-        .assert(401, "invalid_credentials");
+    let r = app.try_login(&t.owner.email, "wrong password").await;
+    r.assert(401, "invalid_credentials");
+    assert_eq!(r.headers["cache-control"], "no-store");
+    app.try_login("nobody@nowhere.test", PASSWORD).await.assert(401, "invalid_credentials");
     sessiond::service::users::disable(&app.state.db, &t.engineer.email, app.state.clock.now())
         .await
         .unwrap();
-    app.try_login(&t.engineer.email, PASSWORD)
-        .await
-        .assert(401, "invalid_credentials");
+    app.try_login(&t.engineer.email, PASSWORD).await.assert(401, "invalid_credentials");
 }
 
 #[tokio::test]
 async fn login_and_failed_login_are_audited() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
-    app.try_login(&t.engineer.email, "wrong password")
-        .await
-        .assert(401, "invalid_credentials");
-    app.try_login("stranger@acme.test", "whatever")
-        .await
-        .assert(401, "invalid_credentials");
+    app.try_login(&t.engineer.email, "wrong password").await.assert(401, "invalid_credentials");
+    app.try_login("stranger@acme.test", "whatever").await.assert(401, "invalid_credentials");
     let owner = app.login(&t.owner).await;
     let failed = app.audit(&owner.access, "auth.login_failed").await;
-    assert_eq!(
-        failed.len(),
-        1,
-        "only the known email is audited: {failed:?}"
-    );
+    assert_eq!(failed.len(), 1, "only the known email is audited: {failed:?}");
     assert_eq!(failed[0]["resource_id"], t.engineer.id.to_string());
     assert_eq!(failed[0]["details"]["reason"], "invalid_password");
     let logins = app.audit(&owner.access, "auth.login").await;
@@ -95,22 +83,8 @@ async fn missing_malformed_and_forged_tokens_are_not_authenticated() {
     r.assert(401, "not_authenticated");
     assert_eq!(r.headers["www-authenticate"], "Bearer");
 
-    for header in [
-        "Bearer",
-        "Bearer ",
-        "Basic abc",
-        "bearer",
-        &tok.access,
-        "Bearer not.a.jwt",
-    ] {
-        let r = app
-            .raw(
-                Method::GET,
-                "/auth/me",
-                &[("authorization", header)],
-                vec![],
-            )
-            .await;
+    for header in ["Bearer", "Bearer ", "Basic abc", "bearer", &tok.access, "Bearer not.a.jwt"] {
+        let r = app.raw(Method::GET, "/auth/me", &[("authorization", header)], vec![]).await;
         r.assert(401, "not_authenticated");
         assert_eq!(r.headers["www-authenticate"], "Bearer");
     }
@@ -127,16 +101,11 @@ async fn missing_malformed_and_forged_tokens_are_not_authenticated() {
     // alg: none, with and without a signature.
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
     assert!(!app.access_ok(&format!("{none_header}.{}.", parts[1])).await);
-    assert!(
-        !app.access_ok(&format!("{none_header}.{}.{}", parts[1], parts[2]))
-            .await
-    );
+    assert!(!app.access_ok(&format!("{none_header}.{}.{}", parts[1], parts[2])).await);
 
     // Signed by another server's secret.
     let other = Keys::new(b"another-server-secret-0123456789abcdef", 5);
-    let foreign = other
-        .issue(t.owner.id, uuid::Uuid::new_v4(), app.state.clock.now())
-        .unwrap();
+    let foreign = other.issue(t.owner.id, uuid::Uuid::new_v4(), app.state.clock.now()).unwrap();
     assert!(!app.access_ok(&foreign).await);
 
     // The genuine token still works: the refusals above were about the tokens.
@@ -151,10 +120,7 @@ async fn access_token_expires_exactly_at_its_lifetime() {
     app.advance(298).await;
     assert!(app.access_ok(&tok.access).await, "alive before exp");
     app.advance(2).await;
-    assert!(
-        !app.access_ok(&tok.access).await,
-        "refused from exp on, no leeway"
-    );
+    assert!(!app.access_ok(&tok.access).await, "refused from exp on, no leeway");
 }
 
 #[tokio::test]
@@ -169,9 +135,7 @@ async fn disabling_a_user_refuses_their_access_token_at_once() {
             .unwrap();
     assert_eq!(revoked, 1);
     assert!(!app.access_ok(&tok.access).await);
-    app.refresh(&tok.refresh)
-        .await
-        .assert(401, "invalid_refresh_token");
+    app.refresh(&tok.refresh).await.assert(401, "invalid_refresh_token");
 }
 
 #[tokio::test]
@@ -179,19 +143,11 @@ async fn a_role_change_takes_effect_on_the_next_request() {
     let app = TestApp::spawn_on_file().await;
     let t = app.tenant("Acme").await;
     let tok = app.login(&t.owner).await;
-    assert_eq!(
-        app.get("/accounts/me/security", &tok.access).await.status,
-        200
-    );
+    assert_eq!(app.get("/accounts/me/security", &tok.access).await.status, 200);
     let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute(
-        "UPDATE users SET role = 'engineer' WHERE id = ?1",
-        [t.owner.id.to_string()],
-    )
-    .unwrap();
-    app.get("/accounts/me/security", &tok.access)
-        .await
-        .assert(403, "owner_required");
+    conn.execute("UPDATE users SET role = 'engineer' WHERE id = ?1", [t.owner.id.to_string()])
+        .unwrap();
+    app.get("/accounts/me/security", &tok.access).await.assert(403, "owner_required");
 }
 
 #[tokio::test]
@@ -201,49 +157,25 @@ async fn logout_ends_the_session_and_accepts_any_well_formed_body() {
     let tok = app.login(&t.owner).await;
     let other = app.login(&t.owner).await;
 
-    let r = app
-        .post("/auth/logout", None, json!({"refresh_token": tok.refresh}))
-        .await;
+    let r = app.post("/auth/logout", None, json!({"refresh_token": tok.refresh})).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(r.text.is_empty());
-    app.refresh(&tok.refresh)
-        .await
-        .assert(401, "invalid_refresh_token");
-    assert!(
-        !app.access_ok(&tok.access).await,
-        "the session's access token dies with it"
-    );
-    assert!(
-        app.access_ok(&other.access).await,
-        "another session of the same user lives on"
-    );
+    app.refresh(&tok.refresh).await.assert(401, "invalid_refresh_token");
+    assert!(!app.access_ok(&tok.access).await, "the session's access token dies with it");
+    assert!(app.access_ok(&other.access).await, "another session of the same user lives on");
 
-    for body in [
-        json!({"refresh_token": tok.refresh}),
-        json!({"refresh_token": "no-such-token"}),
-    ] {
+    for body in [json!({"refresh_token": tok.refresh}), json!({"refresh_token": "no-such-token"})] {
         assert_eq!(app.post("/auth/logout", None, body).await.status, 204);
     }
     let r = app.post("/auth/logout", None, json!({})).await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(r.detail().contains("refresh_token"), "{}", r.text);
-    let r = app
-        .raw(
-            Method::POST,
-            "/auth/logout",
-            &[],
-            br#"{"refresh_token":"x"}"#.to_vec(),
-        )
-        .await;
+    let r = app.raw(Method::POST, "/auth/logout", &[], br#"{"refresh_token":"x"}"#.to_vec()).await;
     r.assert(415, "unsupported_media_type");
 
     let owner = app.login(&t.owner).await;
     let logouts = app.audit(&owner.access, "auth.logout").await;
-    assert_eq!(
-        logouts.len(),
-        1,
-        "only the logout that revoked something is audited"
-    );
+    assert_eq!(logouts.len(), 1, "only the logout that revoked something is audited");
 }
 
 #[tokio::test]

@@ -9,12 +9,8 @@ fn account_and_user_create_print_ids() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
     let db = db.to_str().unwrap();
-    let acc = run(
-        dir.path(),
-        &["account", "create", "--name", "Acme", "--database", db],
-        &[],
-        None,
-    );
+    let acc =
+        run(dir.path(), &["account", "create", "--name", "Acme", "--database", db], &[], None);
     assert_eq!(acc.code, 0, "{acc:?}");
     let account = acc.json()["account_id"].as_str().unwrap().to_owned();
     uuid::Uuid::parse_str(&account).unwrap();
@@ -40,11 +36,7 @@ fn account_and_user_create_print_ids() {
     );
     assert_eq!(with_stdin.code, 0, "{with_stdin:?}");
     let v = with_stdin.json();
-    assert_eq!(
-        v.as_object().unwrap().len(),
-        1,
-        "no password printed when it came from stdin: {v}"
-    );
+    assert_eq!(v.as_object().unwrap().len(), 1, "no password printed when it came from stdin: {v}");
     uuid::Uuid::parse_str(v["user_id"].as_str().unwrap()).unwrap();
 
     let generated = run(
@@ -66,10 +58,7 @@ fn account_and_user_create_print_ids() {
     );
     assert_eq!(generated.code, 0, "{generated:?}");
     let password = generated.json()["password"].as_str().unwrap().to_owned();
-    assert!(
-        password.len() >= 16,
-        "a generated password is long: {password}"
-    );
+    assert!(password.len() >= 16, "a generated password is long: {password}");
 }
 
 #[test]
@@ -83,44 +72,15 @@ fn usage_errors_exit_2_with_one_line_naming_the_flag() {
         args.extend_from_slice(extra);
         run(dir.path(), &args, &[], Some("a-long-password\n"))
     };
-    user(&[
-        "--account",
-        &account,
-        "--email",
-        "x@acme.test",
-        "--role",
-        "boss",
-    ])
-    .assert_fails(2, "--role");
-    user(&[
-        "--account",
-        "not-a-uuid",
-        "--email",
-        "x@acme.test",
-        "--role",
-        "owner",
-    ])
-    .assert_fails(2, "--account");
+    user(&["--account", &account, "--email", "x@acme.test", "--role", "boss"])
+        .assert_fails(2, "--role");
+    user(&["--account", "not-a-uuid", "--email", "x@acme.test", "--role", "owner"])
+        .assert_fails(2, "--account");
     user(&["--account", &account, "--role", "owner"]).assert_fails(2, "--email");
-    user(&[
-        "--account",
-        &account,
-        "--email",
-        "no-at-sign",
-        "--role",
-        "owner",
-    ])
-    .assert_fails(2, "--email");
-    user(&[
-        "--account",
-        &account,
-        "--email",
-        "s@acme.test",
-        "--role",
-        "owner",
-        "--password-stdin",
-    ])
-    .assert_ok();
+    user(&["--account", &account, "--email", "no-at-sign", "--role", "owner"])
+        .assert_fails(2, "--email");
+    user(&["--account", &account, "--email", "s@acme.test", "--role", "owner", "--password-stdin"])
+        .assert_ok();
     run(
         dir.path(),
         &[
@@ -140,13 +100,7 @@ fn usage_errors_exit_2_with_one_line_naming_the_flag() {
         Some("short\n"),
     )
     .assert_fails(2, "--password-stdin");
-    run(
-        dir.path(),
-        &["account", "create", "--database", db],
-        &[],
-        None,
-    )
-    .assert_fails(2, "--name");
+    run(dir.path(), &["account", "create", "--database", db], &[], None).assert_fails(2, "--name");
     run(dir.path(), &["frobnicate"], &[], None).assert_fails(2, "frobnicate");
     run(dir.path(), &["serve", "--bogus"], &[], None).assert_fails(2, "--bogus");
 }
@@ -195,14 +149,7 @@ fn other_failures_exit_1_with_one_line() {
     unknown_account.assert_fails(1, "account");
     run(
         dir.path(),
-        &[
-            "user",
-            "disable",
-            "--email",
-            "ghost@acme.test",
-            "--database",
-            db,
-        ],
+        &["user", "disable", "--email", "ghost@acme.test", "--database", db],
         &[],
         None,
     )
@@ -224,45 +171,27 @@ fn configuration_errors_exit_2_naming_the_key() {
             "[session]\nidle_minutes_min = 500\nidle_minutes_max = 100\nidle_minutes_default = 200\n",
             "idle_minutes_min",
         ),
-        (
-            "[session]\nabsolute_minutes_default = 30\n",
-            "absolute_minutes_default",
-        ),
-        (
-            "[session]\nidle_minutes_default = 20000\n",
-            "idle_minutes_default",
-        ),
-        (
-            "[session]\nidle_minutes_max = \"lots\"\n",
-            "idle_minutes_max",
-        ),
+        ("[session]\nabsolute_minutes_default = 30\n", "absolute_minutes_default"),
+        ("[session]\nidle_minutes_default = 20000\n", "idle_minutes_default"),
+        ("[session]\nidle_minutes_max = \"lots\"\n", "idle_minutes_max"),
         ("[auth]\njwt_secret = \"too-short\"\n", "jwt_secret"),
         ("[database]\npool_size = 0\n", "pool_size"),
         ("[server]\nlisten = \"not an address\"\n", "listen"),
         ("[server]\nlog_format = \"xml\"\n", "log_format"),
         ("this is not toml", "c.toml"),
+        ("[auth]\naccess_token_minutes = 999999999999999\n", "access_token_minutes"),
+        ("[session]\nabsolute_minutes_max = 9223372036854775807\n", "absolute_minutes_max"),
+        ("[session]\nretention_days = 0\n", "retention_days"),
     ];
     for (text, key) in cases {
         let path = write("c.toml", text);
-        let out = run(
-            dir.path(),
-            &["migrate", "--config", &path, "--database", ":memory:"],
-            &[],
-            None,
-        );
+        let out =
+            run(dir.path(), &["migrate", "--config", &path, "--database", ":memory:"], &[], None);
         out.assert_fails(2, key);
-        assert!(
-            !out.stderr.contains("too-short"),
-            "the secret is never printed: {out:?}"
-        );
+        assert!(!out.stderr.contains("too-short"), "the secret is never printed: {out:?}");
     }
-    run(
-        dir.path(),
-        &["migrate", "--config", "/nonexistent/c.toml"],
-        &[],
-        None,
-    )
-    .assert_fails(2, "--config");
+    run(dir.path(), &["migrate", "--config", "/nonexistent/c.toml"], &[], None)
+        .assert_fails(2, "--config");
     run(
         dir.path(),
         &["migrate", "--database", ":memory:"],
@@ -280,20 +209,49 @@ fn configuration_errors_exit_2_naming_the_key() {
 }
 
 #[test]
+fn huge_durations_from_the_environment_are_refused_not_crashed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, key) in [
+        ("SESSIOND_SESSION_REUSE_GRACE_SECONDS", "reuse_grace_seconds"),
+        ("SESSIOND_AUTH_ACCESS_TOKEN_MINUTES", "access_token_minutes"),
+    ] {
+        let out = run(
+            dir.path(),
+            &["serve", "--database", ":memory:"],
+            &[(var, "100000000000000000")],
+            None,
+        );
+        out.assert_fails(2, key);
+    }
+}
+
+#[test]
+fn a_database_that_cannot_be_opened_fails_at_once_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.db");
+    std::fs::write(&garbage, vec![0x5a_u8; 8192]).unwrap();
+    for db in [dir.path().to_str().unwrap(), garbage.to_str().unwrap()] {
+        let started = std::time::Instant::now();
+        let out = run(dir.path(), &["migrate", "--database", db], &[], None);
+        out.assert_fails(1, db);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "no pool wait: {out:?}");
+    }
+}
+
+#[test]
+fn a_group_command_without_its_subcommand_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for group in ["account", "user"] {
+        run(dir.path(), &[group], &[], None).assert_fails(2, "subcommand");
+    }
+}
+
+#[test]
 fn a_config_toml_in_the_working_directory_is_read_by_default() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("config.toml"),
-        "[session]\nidle_minutes_mx = 5\n",
-    )
-    .unwrap();
-    run(
-        dir.path(),
-        &["migrate", "--database", ":memory:"],
-        &[],
-        None,
-    )
-    .assert_fails(2, "idle_minutes_mx");
+    std::fs::write(dir.path().join("config.toml"), "[session]\nidle_minutes_mx = 5\n").unwrap();
+    run(dir.path(), &["migrate", "--database", ":memory:"], &[], None)
+        .assert_fails(2, "idle_minutes_mx");
 }
 
 #[test]
@@ -314,21 +272,14 @@ fn migrate_creates_the_database_directory_and_is_idempotent() {
         )
         .unwrap();
     assert_eq!(tables, 4);
-    let mode: String = conn
-        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-        .unwrap();
+    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, "wal");
 }
 
 #[test]
 fn the_default_database_lives_under_data() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        &["account", "create", "--name", "Acme"],
-        &[],
-        None,
-    );
+    let out = run(dir.path(), &["account", "create", "--name", "Acme"], &[], None);
     assert_eq!(out.code, 0, "{out:?}");
     assert!(dir.path().join("data/sessiond.db").exists());
 }
@@ -341,14 +292,7 @@ fn user_disable_revokes_in_one_go_and_reports_it() {
     seed_owner(dir.path(), db, "o@acme.test", "a-long-password");
     let out = run(
         dir.path(),
-        &[
-            "user",
-            "disable",
-            "--email",
-            "O@acme.test",
-            "--database",
-            db,
-        ],
+        &["user", "disable", "--email", "O@acme.test", "--database", db],
         &[],
         None,
     );
@@ -356,11 +300,7 @@ fn user_disable_revokes_in_one_go_and_reports_it() {
     assert_eq!(out.json()["revoked_count"], 0);
     let conn = rusqlite::Connection::open(db).unwrap();
     let active: i64 = conn
-        .query_row(
-            "SELECT is_active FROM users WHERE email = 'o@acme.test'",
-            [],
-            |r| r.get(0),
-        )
+        .query_row("SELECT is_active FROM users WHERE email = 'o@acme.test'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(active, 0);
 }
@@ -371,13 +311,7 @@ fn the_generated_secret_file_is_private_and_stable() {
     let db = dir.path().join("s.db");
     let server = crate::process::Server::start(
         dir.path(),
-        &[
-            "serve",
-            "--database",
-            db.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ],
+        &["serve", "--database", db.to_str().unwrap(), "--listen", "127.0.0.1:0"],
         &[],
     );
     let secret_path = dir.path().join("s.db.jwt-secret");
@@ -385,9 +319,6 @@ fn the_generated_secret_file_is_private_and_stable() {
     assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     let secret = std::fs::read_to_string(&secret_path).unwrap();
     assert!(secret.trim().len() >= 32);
-    assert!(
-        !server.stderr().contains(secret.trim()),
-        "the secret is never logged"
-    );
+    assert!(!server.stderr().contains(secret.trim()), "the secret is never logged");
     drop(server);
 }

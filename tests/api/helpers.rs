@@ -43,17 +43,9 @@ impl Resp {
     pub fn assert(&self, status: u16, detail: &str) {
         assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
         assert_eq!(self.detail(), detail, "body: {}", self.text);
-        assert_eq!(
-            self.body.as_object().map(|o| o.len()),
-            Some(1),
-            "only detail: {}",
-            self.text
-        );
+        assert_eq!(self.body.as_object().map(|o| o.len()), Some(1), "only detail: {}", self.text);
         assert!(
-            self.headers["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("application/json"),
+            self.headers["content-type"].to_str().unwrap().starts_with("application/json"),
             "errors are JSON"
         );
     }
@@ -104,11 +96,7 @@ impl TestApp {
     pub async fn spawn_on_file() -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config();
-        config.database.path = dir
-            .path()
-            .join("sessiond.db")
-            .to_string_lossy()
-            .into_owned();
+        config.database.path = dir.path().join("sessiond.db").to_string_lossy().into_owned();
         Self::spawn_config(config, dir).await
     }
 
@@ -121,13 +109,7 @@ impl TestApp {
         tokio::spawn(app.run(async move {
             let _ = rx.await;
         }));
-        TestApp {
-            base,
-            client: reqwest::Client::new(),
-            state,
-            _dir: dir,
-            shutdown: Some(tx),
-        }
+        TestApp { base, client: reqwest::Client::new(), state, _dir: dir, shutdown: Some(tx) }
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -151,10 +133,7 @@ impl TestApp {
         )
         .await
         .unwrap();
-        TestUser {
-            id,
-            email: email.into(),
-        }
+        TestUser { id, email: email.into() }
     }
 
     /// A fresh account with an owner, an admin and an engineer.
@@ -163,15 +142,9 @@ impl TestApp {
         let slug = name.to_lowercase().replace(' ', "-");
         Tenant {
             account,
-            owner: self
-                .user(account, &format!("owner@{slug}.test"), Role::Owner)
-                .await,
-            admin: self
-                .user(account, &format!("admin@{slug}.test"), Role::Admin)
-                .await,
-            engineer: self
-                .user(account, &format!("eng@{slug}.test"), Role::Engineer)
-                .await,
+            owner: self.user(account, &format!("owner@{slug}.test"), Role::Owner).await,
+            admin: self.user(account, &format!("admin@{slug}.test"), Role::Admin).await,
+            engineer: self.user(account, &format!("eng@{slug}.test"), Role::Engineer).await,
         }
     }
 
@@ -200,10 +173,7 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Resp {
-        let mut req = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .body(body);
+        let mut req = self.client.request(method, format!("{}{path}", self.base)).body(body);
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
@@ -219,17 +189,11 @@ impl TestApp {
     }
 
     pub async fn patch(&self, path: &str, token: &str, body: Value) -> Resp {
-        self.request(Method::PATCH, path, Some(token), Some(body))
-            .await
+        self.request(Method::PATCH, path, Some(token), Some(body)).await
     }
 
     pub async fn try_login(&self, email: &str, password: &str) -> Resp {
-        self.post(
-            "/auth/login",
-            None,
-            json!({ "email": email, "password": password }),
-        )
-        .await
+        self.post("/auth/login", None, json!({ "email": email, "password": password })).await
     }
 
     pub async fn login(&self, user: &TestUser) -> Tokens {
@@ -239,27 +203,18 @@ impl TestApp {
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Resp {
-        self.post(
-            "/auth/refresh",
-            None,
-            json!({ "refresh_token": refresh_token }),
-        )
-        .await
+        self.post("/auth/refresh", None, json!({ "refresh_token": refresh_token })).await
     }
 
     /// Moves the server clock forward through the HTTP route.
     pub async fn advance(&self, seconds: i64) {
-        let r = self
-            .post("/_test/clock", None, json!({ "advance_seconds": seconds }))
-            .await;
+        let r = self.post("/_test/clock", None, json!({ "advance_seconds": seconds })).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     }
 
     /// The account's audit events with `action`, newest first.
     pub async fn audit(&self, owner_token: &str, action: &str) -> Vec<Value> {
-        let r = self
-            .get("/accounts/me/audit-events?limit=200", owner_token)
-            .await;
+        let r = self.get("/accounts/me/audit-events?limit=200", owner_token).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["items"]
             .as_array()
@@ -304,17 +259,11 @@ async fn read(resp: reqwest::Response) -> Resp {
     let headers = resp.headers().clone();
     let text = resp.text().await.unwrap();
     let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Resp {
-        status,
-        headers,
-        text,
-        body,
-    }
+    Resp { status, headers, text, body }
 }
 
 /// Hashing is deliberately slow; every test user shares one hash of [`PASSWORD`].
 pub fn password_hash() -> String {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hash_blocking(PASSWORD).unwrap())
-        .clone()
+    HASH.get_or_init(|| hash_blocking(PASSWORD).unwrap()).clone()
 }

@@ -8,17 +8,10 @@ use crate::helpers::{PASSWORD, TestApp};
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_answer_json() {
     let app = TestApp::spawn().await;
-    for path in [
-        "/",
-        "/nope",
-        "/auth",
-        "/accounts/me",
-        "/auth/login/extra",
-        "/accounts/me/security/x",
-    ] {
-        app.raw(Method::GET, path, &[], vec![])
-            .await
-            .assert(404, "not_found");
+    for path in
+        ["/", "/nope", "/auth", "/accounts/me", "/auth/login/extra", "/accounts/me/security/x"]
+    {
+        app.raw(Method::GET, path, &[], vec![]).await.assert(404, "not_found");
     }
     for (method, path) in [
         (Method::GET, "/auth/login"),
@@ -27,9 +20,7 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
         (Method::GET, "/accounts/me/security/revoke-sessions"),
         (Method::POST, "/healthz"),
     ] {
-        app.raw(method, path, &[], vec![])
-            .await
-            .assert(405, "method_not_allowed");
+        app.raw(method, path, &[], vec![]).await.assert(405, "method_not_allowed");
     }
 }
 
@@ -58,9 +49,7 @@ async fn content_type_is_checked_on_every_body_taking_endpoint() {
             if let Some(ct) = ct {
                 headers.push(("content-type", ct));
             }
-            let r = app
-                .raw(method.clone(), path, &headers, b"{}".to_vec())
-                .await;
+            let r = app.raw(method.clone(), path, &headers, b"{}".to_vec()).await;
             r.assert(415, "unsupported_media_type");
         }
     }
@@ -70,22 +59,11 @@ async fn content_type_is_checked_on_every_body_taking_endpoint() {
 async fn content_type_parameters_are_allowed() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
-    let body = json!({"email": t.owner.email, "password": PASSWORD})
-        .to_string()
-        .into_bytes();
-    for ct in [
-        "application/json; charset=utf-8",
-        "Application/JSON",
-        "application/json;charset=UTF-8",
-    ] {
-        let r = app
-            .raw(
-                Method::POST,
-                "/auth/login",
-                &[("content-type", ct)],
-                body.clone(),
-            )
-            .await;
+    let body = json!({"email": t.owner.email, "password": PASSWORD}).to_string().into_bytes();
+    for ct in
+        ["application/json; charset=utf-8", "Application/JSON", "application/json;charset=UTF-8"]
+    {
+        let r = app.raw(Method::POST, "/auth/login", &[("content-type", ct)], body.clone()).await;
         assert_eq!(r.status, 200, "{ct}: {}", r.text);
     }
 }
@@ -108,9 +86,7 @@ async fn malformed_json_is_400_and_an_empty_body_is_malformed() {
         b"NaN",
     ];
     for body in bodies {
-        let r = app
-            .raw(Method::POST, "/auth/login", &ct, body.to_vec())
-            .await;
+        let r = app.raw(Method::POST, "/auth/login", &ct, body.to_vec()).await;
         r.assert(400, "malformed_json");
     }
 }
@@ -136,10 +112,18 @@ async fn wrong_shapes_are_422() {
             r.text
         );
     }
-    let r = app
-        .post("/auth/refresh", None, json!({"refresh_token": 12345}))
-        .await;
+    let r = app.post("/auth/refresh", None, json!({"refresh_token": 12345})).await;
     assert_eq!(r.status, 422);
+    let ct = [("content-type", "application/json")];
+    let duplicate = br#"{"email": "a@b.c", "email": "d@e.f", "password": "x"}"#.to_vec();
+    let r = app.raw(Method::POST, "/auth/login", &ct, duplicate).await;
+    assert_eq!(r.status, 422, "duplicate keys are ambiguous: {}", r.text);
+    assert!(r.detail().contains("duplicate field"), "{}", r.text);
+    // A syntax error after a type error is still malformed JSON.
+    let r = app
+        .raw(Method::POST, "/auth/login", &ct, br#"{"email": 5, "password": "x""#.to_vec())
+        .await;
+    r.assert(400, "malformed_json");
 }
 
 #[tokio::test]
@@ -151,9 +135,7 @@ async fn bodies_over_64_kib_are_413() {
         .await
         .assert(413, "payload_too_large");
     let ten_mb = vec![b' '; 10 * 1024 * 1024];
-    app.raw(Method::POST, "/auth/login", &ct, ten_mb)
-        .await
-        .assert(413, "payload_too_large");
+    app.raw(Method::POST, "/auth/login", &ct, ten_mb).await.assert(413, "payload_too_large");
     // Just under the limit is read (and here refused for its content, not its size).
     let fits = format!(r#"{{"refresh_token": "{}"}}"#, "a".repeat(60 * 1024));
     app.raw(Method::POST, "/auth/refresh", &ct, fits.into_bytes())
@@ -176,27 +158,13 @@ async fn a_database_failure_is_a_bare_internal_error_and_rolls_back() {
     let owner = app.login(&t.owner).await;
     // Break the audit table behind the server's back: the policy change must roll back.
     let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute_batch("ALTER TABLE audit_events RENAME TO audit_events_gone")
-        .unwrap();
-    let r = app
-        .patch(
-            "/accounts/me/security",
-            &owner.access,
-            json!({"idle_minutes": 30}),
-        )
-        .await;
+    conn.execute_batch("ALTER TABLE audit_events RENAME TO audit_events_gone").unwrap();
+    let r = app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 30})).await;
     r.assert(500, "internal_error");
-    for leak in [
-        "audit_events",
-        "sqlite",
-        "SQL",
-        "/tmp",
-        app.db_path().to_str().unwrap(),
-    ] {
+    for leak in ["audit_events", "sqlite", "SQL", "/tmp", app.db_path().to_str().unwrap()] {
         assert!(!r.text.contains(leak), "500 leaks {leak:?}: {}", r.text);
     }
-    conn.execute_batch("ALTER TABLE audit_events_gone RENAME TO audit_events")
-        .unwrap();
+    conn.execute_batch("ALTER TABLE audit_events_gone RENAME TO audit_events").unwrap();
     let policy = app.get("/accounts/me/security", &owner.access).await;
     assert_eq!(
         policy.body["idle_minutes"],
@@ -208,14 +176,10 @@ async fn a_database_failure_is_a_bare_internal_error_and_rolls_back() {
 #[tokio::test]
 async fn test_clock_moves_forward_only() {
     let app = TestApp::spawn().await;
-    let r = app
-        .post("/_test/clock", None, json!({"advance_seconds": 0}))
-        .await;
+    let r = app.post("/_test/clock", None, json!({"advance_seconds": 0})).await;
     assert_eq!(r.status, 200);
     let t0 = chrono::DateTime::parse_from_rfc3339(r.body["now"].as_str().unwrap()).unwrap();
-    let r = app
-        .post("/_test/clock", None, json!({"advance_seconds": 86400}))
-        .await;
+    let r = app.post("/_test/clock", None, json!({"advance_seconds": 86400})).await;
     let t1 = chrono::DateTime::parse_from_rfc3339(r.body["now"].as_str().unwrap()).unwrap();
     assert!(t1 - t0 >= chrono::TimeDelta::seconds(86400));
     for bad in [
@@ -231,7 +195,5 @@ async fn test_clock_moves_forward_only() {
 #[tokio::test]
 async fn test_clock_route_does_not_exist_when_clock_control_is_off() {
     let app = TestApp::spawn_with(|c| c.testing.clock_control = false).await;
-    app.post("/_test/clock", None, json!({"advance_seconds": 60}))
-        .await
-        .assert(404, "not_found");
+    app.post("/_test/clock", None, json!({"advance_seconds": 60})).await.assert(404, "not_found");
 }

@@ -45,9 +45,7 @@ async fn bounds_and_defaults_come_from_the_configuration() {
                "idle_minutes_min": 5, "idle_minutes_max": 90,
                "absolute_minutes_min": 30, "absolute_minutes_max": 240})
     );
-    let r = app
-        .patch(PATH, &owner.access, json!({"idle_minutes": 91}))
-        .await;
+    let r = app.patch(PATH, &owner.access, json!({"idle_minutes": 91})).await;
     r.assert(422, "idle_minutes must be between 5 and 90");
 }
 
@@ -57,13 +55,8 @@ async fn patch_has_merge_patch_semantics() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
 
-    let r = app
-        .patch(
-            PATH,
-            &owner.access,
-            json!({"idle_minutes": 30, "absolute_minutes": 600}),
-        )
-        .await;
+    let r =
+        app.patch(PATH, &owner.access, json!({"idle_minutes": 30, "absolute_minutes": 600})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["idle_minutes"], 30);
     assert_eq!(r.body["absolute_minutes"], 600);
@@ -71,21 +64,14 @@ async fn patch_has_merge_patch_semantics() {
     assert_eq!(r.body["effective_absolute_minutes"], 600);
 
     // A key left out is unchanged.
-    let r = app
-        .patch(PATH, &owner.access, json!({"absolute_minutes": 700}))
-        .await;
+    let r = app.patch(PATH, &owner.access, json!({"absolute_minutes": 700})).await;
     assert_eq!(
-        (
-            r.body["idle_minutes"].clone(),
-            r.body["absolute_minutes"].clone()
-        ),
+        (r.body["idle_minutes"].clone(), r.body["absolute_minutes"].clone()),
         (json!(30), json!(700))
     );
 
     // null clears; the effective value falls back to the default.
-    let r = app
-        .patch(PATH, &owner.access, json!({"absolute_minutes": null}))
-        .await;
+    let r = app.patch(PATH, &owner.access, json!({"absolute_minutes": null})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body["absolute_minutes"], Value::Null);
     assert_eq!(r.body["effective_absolute_minutes"], 10080);
@@ -100,11 +86,7 @@ async fn patch_has_merge_patch_semantics() {
     assert_eq!(g.body, r.body);
 
     let r = app
-        .patch(
-            PATH,
-            &owner.access,
-            json!({"idle_minutes": null, "absolute_minutes": null}),
-        )
+        .patch(PATH, &owner.access, json!({"idle_minutes": null, "absolute_minutes": null}))
         .await;
     assert_eq!(r.body, defaults());
 }
@@ -121,22 +103,13 @@ async fn the_three_checks_in_order_with_exact_messages() {
         (json!({"idle_minutes": 43201}), idle.to_owned()),
         (json!({"idle_minutes": 0}), idle.to_owned()),
         (json!({"idle_minutes": -5}), idle.to_owned()),
-        (
-            json!({"idle_minutes": 9_007_199_254_740_993_i64}),
-            idle.to_owned(),
-        ),
+        (json!({"idle_minutes": 9_007_199_254_740_993_i64}), idle.to_owned()),
         (json!({"absolute_minutes": 59}), absolute.to_owned()),
         (json!({"absolute_minutes": 129_601}), absolute.to_owned()),
         // Both out of range: the idle check comes first.
-        (
-            json!({"idle_minutes": 1, "absolute_minutes": 1}),
-            idle.to_owned(),
-        ),
+        (json!({"idle_minutes": 1, "absolute_minutes": 1}), idle.to_owned()),
         // Idle in range, absolute out: the absolute check, before the effective one.
-        (
-            json!({"idle_minutes": 500, "absolute_minutes": 1}),
-            absolute.to_owned(),
-        ),
+        (json!({"idle_minutes": 500, "absolute_minutes": 1}), absolute.to_owned()),
         // Effective values are computed after defaults.
         (
             json!({"idle_minutes": 43200}),
@@ -172,27 +145,17 @@ async fn the_effective_check_uses_the_stored_override_when_a_key_is_left_out() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     assert_eq!(
-        app.patch(
-            PATH,
-            &owner.access,
-            json!({"idle_minutes": 100, "absolute_minutes": 200})
-        )
-        .await
-        .status,
+        app.patch(PATH, &owner.access, json!({"idle_minutes": 100, "absolute_minutes": 200}))
+            .await
+            .status,
         200
     );
     app.patch(PATH, &owner.access, json!({"absolute_minutes": 90}))
         .await
-        .assert(
-            422,
-            "Effective idle (100min) cannot exceed effective absolute (90min)",
-        );
+        .assert(422, "Effective idle (100min) cannot exceed effective absolute (90min)");
     app.patch(PATH, &owner.access, json!({"idle_minutes": null}))
         .await
-        .assert(
-            422,
-            "Effective idle (1440min) cannot exceed effective absolute (200min)",
-        );
+        .assert(422, "Effective idle (1440min) cannot exceed effective absolute (200min)");
 }
 
 #[tokio::test]
@@ -225,10 +188,7 @@ async fn non_integers_unknown_keys_and_non_objects_are_422() {
             .raw(
                 Method::PATCH,
                 PATH,
-                &[
-                    ("authorization", &auth),
-                    ("content-type", "application/json"),
-                ],
+                &[("authorization", &auth), ("content-type", "application/json")],
                 body.into(),
             )
             .await;
@@ -243,19 +203,10 @@ async fn a_successful_patch_is_audited_with_old_new_and_effective_values() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
-    app.patch(PATH, &owner.access, json!({"idle_minutes": 30}))
-        .await;
-    app.patch(
-        PATH,
-        &owner.access,
-        json!({"idle_minutes": 45, "absolute_minutes": 600}),
-    )
-    .await;
-    app.patch(PATH, &owner.access, json!({"idle_minutes": 99999}))
-        .await; // refused: no audit
-    let events = app
-        .audit(&owner.access, "account.session_policy_update")
-        .await;
+    app.patch(PATH, &owner.access, json!({"idle_minutes": 30})).await;
+    app.patch(PATH, &owner.access, json!({"idle_minutes": 45, "absolute_minutes": 600})).await;
+    app.patch(PATH, &owner.access, json!({"idle_minutes": 99999})).await; // refused: no audit
+    let events = app.audit(&owner.access, "account.session_policy_update").await;
     assert_eq!(events.len(), 2, "{events:?}");
     let latest = &events[0];
     assert_eq!(latest["user_id"], t.owner.id.to_string());
@@ -278,25 +229,17 @@ async fn only_owners_may_read_or_change_the_policy() {
     let t = app.tenant("Acme").await;
     for user in [&t.admin, &t.engineer] {
         let tok = app.login(user).await;
-        app.get(PATH, &tok.access)
-            .await
-            .assert(403, "owner_required");
+        app.get(PATH, &tok.access).await.assert(403, "owner_required");
         app.patch(PATH, &tok.access, json!({"idle_minutes": 30}))
             .await
             .assert(403, "owner_required");
         // 403 comes before the body is looked at.
-        app.patch(PATH, &tok.access, json!({"bogus": true}))
-            .await
-            .assert(403, "owner_required");
+        app.patch(PATH, &tok.access, json!({"bogus": true})).await.assert(403, "owner_required");
     }
     let owner = app.login(&t.owner).await;
     assert_eq!(app.get(PATH, &owner.access).await.body, defaults());
-    app.request(Method::GET, PATH, None, None)
-        .await
-        .assert(401, "not_authenticated");
-    app.request(Method::PATCH, PATH, None, Some(json!({})))
-        .await
-        .assert(401, "not_authenticated");
+    app.request(Method::GET, PATH, None, None).await.assert(401, "not_authenticated");
+    app.request(Method::PATCH, PATH, None, Some(json!({}))).await.assert(401, "not_authenticated");
 }
 
 #[tokio::test]
@@ -311,11 +254,8 @@ async fn the_database_itself_refuses_idle_above_absolute() {
     let err = refused.expect_err("CHECK constraint must refuse idle > absolute");
     assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
     // Only one override set is not the database's business (the effective check is).
-    conn.execute(
-        "UPDATE accounts SET idle_minutes = 500 WHERE id = ?1",
-        [t.account.to_string()],
-    )
-    .unwrap();
+    conn.execute("UPDATE accounts SET idle_minutes = 500 WHERE id = ?1", [t.account.to_string()])
+        .unwrap();
 }
 
 #[tokio::test]
@@ -324,18 +264,10 @@ async fn unknown_query_parameters_are_refused_and_change_nothing() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     let r = app
-        .patch(
-            &format!("{PATH}?dry_run=true"),
-            &owner.access,
-            json!({"idle_minutes": 30}),
-        )
+        .patch(&format!("{PATH}?dry_run=true"), &owner.access, json!({"idle_minutes": 30}))
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(r.detail().contains("dry_run"), "{}", r.text);
     assert_eq!(app.get(PATH, &owner.access).await.body, defaults());
-    assert!(
-        app.audit(&owner.access, "account.session_policy_update")
-            .await
-            .is_empty()
-    );
+    assert!(app.audit(&owner.access, "account.session_policy_update").await.is_empty());
 }

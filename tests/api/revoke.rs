@@ -14,17 +14,11 @@ async fn scope_all_ends_the_callers_own_session_too() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     let eng = app.login(&t.engineer).await;
-    let r = app
-        .post(PATH, Some(&owner.access), json!({"scope": "all"}))
-        .await;
+    let r = app.post(PATH, Some(&owner.access), json!({"scope": "all"})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.body, json!({"revoked_count": 2}));
-    app.refresh(&owner.refresh)
-        .await
-        .assert(401, "invalid_refresh_token");
-    app.refresh(&eng.refresh)
-        .await
-        .assert(401, "invalid_refresh_token");
+    app.refresh(&owner.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&eng.refresh).await.assert(401, "invalid_refresh_token");
     assert!(
         !app.access_ok(&owner.access).await,
         "the caller's access token is refused on the next request"
@@ -40,16 +34,10 @@ async fn scope_others_keeps_the_callers_sessions() {
     let owner_elsewhere = app.login(&t.owner).await;
     let eng = app.login(&t.engineer).await;
     let admin = app.login(&t.admin).await;
-    let r = app
-        .post(PATH, Some(&owner.access), json!({"scope": "others"}))
-        .await;
+    let r = app.post(PATH, Some(&owner.access), json!({"scope": "others"})).await;
     assert_eq!(r.body, json!({"revoked_count": 2}), "{}", r.text);
-    app.refresh(&eng.refresh)
-        .await
-        .assert(401, "invalid_refresh_token");
-    app.refresh(&admin.refresh)
-        .await
-        .assert(401, "invalid_refresh_token");
+    app.refresh(&eng.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&admin.refresh).await.assert(401, "invalid_refresh_token");
     assert!(!app.access_ok(&eng.access).await);
     assert!(app.access_ok(&owner.access).await);
     // Every token of the calling user is kept, not only the calling session's.
@@ -68,20 +56,9 @@ async fn the_count_is_scoped_to_the_callers_account() {
     let g_eng = app.login(&globex.engineer).await;
     app.login(&globex.admin).await;
 
-    let r = app
-        .post(PATH, Some(&owner.access), json!({"scope": "all"}))
-        .await;
-    assert_eq!(
-        r.body,
-        json!({"revoked_count": 2}),
-        "only Acme's two tokens: {}",
-        r.text
-    );
-    assert_eq!(
-        app.refresh(&g_owner.refresh).await.status,
-        200,
-        "Globex's owner is untouched"
-    );
+    let r = app.post(PATH, Some(&owner.access), json!({"scope": "all"})).await;
+    assert_eq!(r.body, json!({"revoked_count": 2}), "only Acme's two tokens: {}", r.text);
+    assert_eq!(app.refresh(&g_owner.refresh).await.status, 200, "Globex's owner is untouched");
     assert_eq!(app.refresh(&g_eng.refresh).await.status, 200);
     assert!(app.access_ok(&g_owner.access).await);
 }
@@ -96,14 +73,10 @@ async fn non_owners_get_403_and_nothing_is_revoked() {
         app.post(PATH, Some(&tok.access), json!({"scope": "all"}))
             .await
             .assert(403, "owner_required");
-        app.post(PATH, Some(&tok.access), json!({}))
-            .await
-            .assert(403, "owner_required");
+        app.post(PATH, Some(&tok.access), json!({})).await.assert(403, "owner_required");
     }
     assert_eq!(app.refresh(&victim.refresh).await.status, 200);
-    app.request(Method::POST, PATH, None, Some(json!({})))
-        .await
-        .assert(401, "not_authenticated");
+    app.request(Method::POST, PATH, None, Some(json!({}))).await.assert(401, "not_authenticated");
 }
 
 #[tokio::test]
@@ -113,18 +86,11 @@ async fn exactly_one_audit_row_with_scope_and_count() {
     let owner = app.login(&t.owner).await;
     app.login(&t.engineer).await;
     app.login(&t.engineer).await;
-    let r = app
-        .post(PATH, Some(&owner.access), json!({"scope": "others"}))
-        .await;
+    let r = app.post(PATH, Some(&owner.access), json!({"scope": "others"})).await;
     assert_eq!(r.body["revoked_count"], 2);
-    let events = app
-        .audit(&owner.access, "account.sessions_revoked_bulk")
-        .await;
+    let events = app.audit(&owner.access, "account.sessions_revoked_bulk").await;
     assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(
-        events[0]["details"],
-        json!({"scope": "others", "revoked_count": 2})
-    );
+    assert_eq!(events[0]["details"], json!({"scope": "others", "revoked_count": 2}));
     assert_eq!(events[0]["user_id"], t.owner.id.to_string());
     assert_eq!(events[0]["resource_id"], t.account.to_string());
 }
@@ -136,31 +102,18 @@ async fn a_second_call_right_after_revokes_nothing() {
     let owner = app.login(&t.owner).await;
     app.login(&t.engineer).await;
     app.login(&t.admin).await;
-    let first = app
-        .post(PATH, Some(&owner.access), json!({"scope": "others"}))
-        .await;
+    let first = app.post(PATH, Some(&owner.access), json!({"scope": "others"})).await;
     assert_eq!(first.body, json!({"revoked_count": 2}));
-    let second = app
-        .post(PATH, Some(&owner.access), json!({"scope": "others"}))
-        .await;
-    assert_eq!(
-        second.status, 200,
-        "the caller's access token still works: {}",
-        second.text
-    );
+    let second = app.post(PATH, Some(&owner.access), json!({"scope": "others"})).await;
+    assert_eq!(second.status, 200, "the caller's access token still works: {}", second.text);
     assert_eq!(
         second.body,
         json!({"revoked_count": 0}),
         "already revoked rows are not stamped again"
     );
-    let events = app
-        .audit(&owner.access, "account.sessions_revoked_bulk")
-        .await;
+    let events = app.audit(&owner.access, "account.sessions_revoked_bulk").await;
     assert_eq!(events.len(), 2);
-    assert_eq!(
-        events[0]["details"],
-        json!({"scope": "others", "revoked_count": 0})
-    );
+    assert_eq!(events[0]["details"], json!({"scope": "others", "revoked_count": 0}));
 }
 
 #[tokio::test]
@@ -178,21 +131,13 @@ async fn scope_defaults_to_all_and_other_values_are_422() {
         let r = app.post(PATH, Some(&owner.access), body.clone()).await;
         assert_eq!(r.status, 422, "{body} -> {}", r.text);
     }
-    assert!(
-        app.access_ok(&owner.access).await,
-        "nothing was revoked by the refused calls"
-    );
+    assert!(app.access_ok(&owner.access).await, "nothing was revoked by the refused calls");
     app.login(&t.engineer).await;
     let r = app.post(PATH, Some(&owner.access), json!({})).await;
     assert_eq!(r.body, json!({"revoked_count": 2}), "{}", r.text);
-    assert!(
-        !app.access_ok(&owner.access).await,
-        "{{}} meant all: the caller is signed out too"
-    );
+    assert!(!app.access_ok(&owner.access).await, "{{}} meant all: the caller is signed out too");
     let owner = app.login(&t.owner).await;
-    let events = app
-        .audit(&owner.access, "account.sessions_revoked_bulk")
-        .await;
+    let events = app.audit(&owner.access, "account.sessions_revoked_bulk").await;
     assert_eq!(events[0]["details"]["scope"], "all");
 }
 
@@ -207,9 +152,7 @@ async fn already_rotated_and_timed_out_tokens_are_not_counted() {
         tok = crate::helpers::tokens(&app.refresh(&tok.refresh).await);
     }
     let owner = app.login(&t.owner).await;
-    let r = app
-        .post(PATH, Some(&owner.access), json!({"scope": "others"}))
-        .await;
+    let r = app.post(PATH, Some(&owner.access), json!({"scope": "others"})).await;
     assert_eq!(r.body, json!({"revoked_count": 1}), "{}", r.text);
 }
 
@@ -220,18 +163,10 @@ async fn unknown_query_parameters_are_refused_and_revoke_nothing() {
     let owner = app.login(&t.owner).await;
     let eng = app.login(&t.engineer).await;
     let r = app
-        .post(
-            &format!("{PATH}?dry_run=true"),
-            Some(&owner.access),
-            json!({"scope": "all"}),
-        )
+        .post(&format!("{PATH}?dry_run=true"), Some(&owner.access), json!({"scope": "all"}))
         .await;
     assert_eq!(r.status, 422, "{}", r.text);
     assert!(app.access_ok(&owner.access).await);
     assert_eq!(app.refresh(&eng.refresh).await.status, 200);
-    assert!(
-        app.audit(&owner.access, "account.sessions_revoked_bulk")
-            .await
-            .is_empty()
-    );
+    assert!(app.audit(&owner.access, "account.sessions_revoked_bulk").await.is_empty());
 }

@@ -10,10 +10,7 @@ use crate::process::{Server, run, seed_owner};
 const PASSWORD: &str = "a-long-password";
 
 fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
 
 fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
@@ -39,10 +36,7 @@ fn login(base: &str, email: &str) -> (String, String) {
         Some(json!({"email": email, "password": PASSWORD})),
     );
     assert_eq!(status, 200, "{body}");
-    (
-        body["access_token"].as_str().unwrap().into(),
-        body["refresh_token"].as_str().unwrap().into(),
-    )
+    (body["access_token"].as_str().unwrap().into(), body["refresh_token"].as_str().unwrap().into())
 }
 
 #[test]
@@ -55,39 +49,36 @@ fn serve_prints_exactly_one_line_and_exits_0_on_sigterm_and_sigint() {
             &[],
         );
         assert!(
-            server
-                .first_line
-                .starts_with("listening on http://127.0.0.1:"),
+            server.first_line.starts_with("listening on http://127.0.0.1:"),
             "{}",
             server.first_line
         );
-        let port: u16 = server
-            .first_line
-            .rsplit(':')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let port: u16 = server.first_line.rsplit(':').next().unwrap().parse().unwrap();
         assert_ne!(port, 0, "the real port is printed");
         let (status, body) = call("GET", &format!("{}/healthz", server.base), None, None);
         assert_eq!((status, body), (200, json!({"status": "ok"})));
-        assert!(
-            server.more_stdout().is_empty(),
-            "logs go to stderr, not stdout"
-        );
+        assert!(server.more_stdout().is_empty(), "logs go to stderr, not stdout");
         let status = server.stop_with(signal);
         assert_eq!(status.code(), Some(0), "SIG{signal}");
+    }
+}
+
+/// A harness may signal the moment it has read the line: handlers are installed first.
+#[test]
+fn a_signal_right_after_the_listening_line_is_a_clean_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    for signal in ["TERM", "INT"].repeat(5) {
+        let server =
+            Server::start(dir.path(), &["--database", ":memory:", "--listen", "127.0.0.1:0"], &[]);
+        assert_eq!(server.stop_with(signal).code(), Some(0), "SIG{signal}");
     }
 }
 
 #[test]
 fn no_subcommand_means_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(
-        dir.path(),
-        &["--database", ":memory:", "--listen", "127.0.0.1:0"],
-        &[],
-    );
+    let server =
+        Server::start(dir.path(), &["--database", ":memory:", "--listen", "127.0.0.1:0"], &[]);
     let (status, _) = call("GET", &format!("{}/healthz", server.base), None, None);
     assert_eq!(status, 200);
 }
@@ -113,18 +104,11 @@ fn a_restart_on_the_same_file_keeps_policy_and_sessions() {
 
     let second = Server::start(dir.path(), &args, &[]);
     // The signing secret persisted, so the access token is still good...
-    let (status, policy) = call(
-        "GET",
-        &format!("{}/accounts/me/security", second.base),
-        Some(&access),
-        None,
-    );
+    let (status, policy) =
+        call("GET", &format!("{}/accounts/me/security", second.base), Some(&access), None);
     assert_eq!(status, 200, "{policy}");
     assert_eq!(
-        (
-            policy["idle_minutes"].clone(),
-            policy["absolute_minutes"].clone()
-        ),
+        (policy["idle_minutes"].clone(), policy["absolute_minutes"].clone()),
         (json!(30), json!(600))
     );
     // ...and so is the session.
@@ -143,11 +127,8 @@ fn cli_commands_work_while_a_server_runs_on_the_same_file() {
     let db = dir.path().join("s.db");
     let db = db.to_str().unwrap();
     let (account, _) = seed_owner(dir.path(), db, "owner@acme.test", PASSWORD);
-    let server = Server::start(
-        dir.path(),
-        &["serve", "--database", db, "--listen", "127.0.0.1:0"],
-        &[],
-    );
+    let server =
+        Server::start(dir.path(), &["serve", "--database", db, "--listen", "127.0.0.1:0"], &[]);
 
     let created = run(
         dir.path(),
@@ -169,59 +150,27 @@ fn cli_commands_work_while_a_server_runs_on_the_same_file() {
     );
     created.assert_ok();
     let (access, refresh) = login(&server.base, "eng@acme.test");
-    let (status, _) = call(
-        "GET",
-        &format!("{}/auth/me", server.base),
-        Some(&access),
-        None,
-    );
+    let (status, _) = call("GET", &format!("{}/auth/me", server.base), Some(&access), None);
     assert_eq!(status, 200);
 
-    run(
-        dir.path(),
-        &[
-            "user",
-            "disable",
-            "--email",
-            "eng@acme.test",
-            "--database",
-            db,
-        ],
-        &[],
-        None,
-    )
-    .assert_ok();
-    let (status, body) = call(
-        "GET",
-        &format!("{}/auth/me", server.base),
-        Some(&access),
-        None,
-    );
-    assert_eq!(
-        (status, body),
-        (401, json!({"detail": "not_authenticated"})),
-        "refused at once"
-    );
+    run(dir.path(), &["user", "disable", "--email", "eng@acme.test", "--database", db], &[], None)
+        .assert_ok();
+    let (status, body) = call("GET", &format!("{}/auth/me", server.base), Some(&access), None);
+    assert_eq!((status, body), (401, json!({"detail": "not_authenticated"})), "refused at once");
     let (status, body) = call(
         "POST",
         &format!("{}/auth/refresh", server.base),
         None,
         Some(json!({"refresh_token": refresh})),
     );
-    assert_eq!(
-        (status, body["detail"].clone()),
-        (401, json!("invalid_refresh_token"))
-    );
+    assert_eq!((status, body["detail"].clone()), (401, json!("invalid_refresh_token")));
     let (status, body) = call(
         "POST",
         &format!("{}/auth/login", server.base),
         None,
         Some(json!({"email": "eng@acme.test", "password": PASSWORD})),
     );
-    assert_eq!(
-        (status, body),
-        (401, json!({"detail": "invalid_credentials"}))
-    );
+    assert_eq!((status, body), (401, json!({"detail": "invalid_credentials"})));
 }
 
 #[test]
@@ -233,10 +182,7 @@ fn environment_overrides_the_file_and_flags_override_the_environment() {
     let config = dir.path().join("c.toml");
     std::fs::write(
         &config,
-        format!(
-            "[database]\npath = \"{}\"\n[session]\nidle_minutes_min = 20\n",
-            file_db.display()
-        ),
+        format!("[database]\npath = \"{}\"\n[session]\nidle_minutes_min = 20\n", file_db.display()),
     )
     .unwrap();
     let config = config.to_str().unwrap();
@@ -250,13 +196,7 @@ fn environment_overrides_the_file_and_flags_override_the_environment() {
     assert!(env_db.exists() && !file_db.exists(), "env beats file");
     run(
         dir.path(),
-        &[
-            "migrate",
-            "--config",
-            config,
-            "--database",
-            flag_db.to_str().unwrap(),
-        ],
+        &["migrate", "--config", config, "--database", flag_db.to_str().unwrap()],
         &env,
         None,
     )
@@ -264,30 +204,15 @@ fn environment_overrides_the_file_and_flags_override_the_environment() {
     assert!(flag_db.exists(), "flag beats env");
 
     // The served policy shows the file's min and the environment's max.
-    seed_owner(
-        dir.path(),
-        flag_db.to_str().unwrap(),
-        "owner@acme.test",
-        PASSWORD,
-    );
+    seed_owner(dir.path(), flag_db.to_str().unwrap(), "owner@acme.test", PASSWORD);
     let server = Server::start(
         dir.path(),
-        &[
-            "serve",
-            "--config",
-            config,
-            "--database",
-            flag_db.to_str().unwrap(),
-        ],
+        &["serve", "--config", config, "--database", flag_db.to_str().unwrap()],
         &[("SESSIOND_SERVER_LISTEN", "127.0.0.1:0"), env[1]],
     );
     let (access, _) = login(&server.base, "owner@acme.test");
-    let (_, policy) = call(
-        "GET",
-        &format!("{}/accounts/me/security", server.base),
-        Some(&access),
-        None,
-    );
+    let (_, policy) =
+        call("GET", &format!("{}/accounts/me/security", server.base), Some(&access), None);
     assert_eq!(policy["idle_minutes_min"], 20);
     assert_eq!(policy["idle_minutes_max"], 50000);
 }
@@ -305,11 +230,7 @@ fn clock_control_is_off_by_default_and_warned_about_when_on() {
     );
     assert_eq!((status, body), (404, json!({"detail": "not_found"})));
     drop(off);
-    let on = Server::start(
-        dir.path(),
-        &args,
-        &[("SESSIOND_TESTING_CLOCK_CONTROL", "true")],
-    );
+    let on = Server::start(dir.path(), &args, &[("SESSIOND_TESTING_CLOCK_CONTROL", "true")]);
     let (status, _) = call(
         "POST",
         &format!("{}/_test/clock", on.base),
@@ -317,11 +238,7 @@ fn clock_control_is_off_by_default_and_warned_about_when_on() {
         Some(json!({"advance_seconds": 5})),
     );
     assert_eq!(status, 200);
-    assert!(
-        on.stderr().contains("clock_control"),
-        "a warning at start: {}",
-        on.stderr()
-    );
+    assert!(on.stderr().contains("clock_control"), "a warning at start: {}", on.stderr());
 }
 
 #[test]
@@ -350,5 +267,52 @@ fn json_logs_are_one_object_per_line_and_never_carry_secrets() {
     }
     for secret in [PASSWORD, access.as_str(), refresh.as_str()] {
         assert!(!logs.contains(secret), "a secret reached the log");
+    }
+}
+
+/// SIGTERM while logins (argon2: tens of milliseconds each, two at a time) are in
+/// flight on accepted connections: every one of them still gets its answer.
+#[test]
+fn sigterm_drains_in_flight_requests() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("s.db");
+    let db = db.to_str().unwrap();
+    seed_owner(dir.path(), db, "owner@acme.test", PASSWORD);
+    let server =
+        Server::start(dir.path(), &["serve", "--database", db, "--listen", "127.0.0.1:0"], &[]);
+    let addr = server.base.strip_prefix("http://").unwrap().to_owned();
+
+    let mut streams = Vec::new();
+    for _ in 0..6 {
+        let mut s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // A first exchange proves the server has accepted this connection.
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: sessiond\r\n\r\n").unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&seen).contains(r#"{"status":"ok"}"#) {
+            let n = s.read(&mut buf).unwrap();
+            assert_ne!(n, 0, "connection closed early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        streams.push(s);
+    }
+    let body = json!({"email": "owner@acme.test", "password": PASSWORD}).to_string();
+    let request = format!(
+        "POST /auth/login HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    for s in &mut streams {
+        s.write_all(request.as_bytes()).unwrap();
+    }
+    assert_eq!(server.stop_with("TERM").code(), Some(0));
+    for mut s in streams {
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(answer.contains("access_token"), "{answer}");
     }
 }

@@ -25,9 +25,7 @@ async fn policy_changes_stay_in_their_account() {
     let g_eng = app.login(&globex.engineer).await;
     let a_eng = app.login(&acme.engineer).await;
     app.advance(21 * 60).await;
-    app.refresh(&a_eng.refresh)
-        .await
-        .assert(401, "session_idle_timeout");
+    app.refresh(&a_eng.refresh).await.assert(401, "session_idle_timeout");
     assert_eq!(app.refresh(&g_eng.refresh).await.status, 200);
 }
 
@@ -38,22 +36,11 @@ async fn audit_trails_are_separate() {
     let globex = app.tenant("Globex").await;
     let a = app.login(&acme.owner).await;
     let g = app.login(&globex.owner).await;
-    app.patch(
-        "/accounts/me/security",
-        &a.access,
-        json!({"idle_minutes": 20}),
-    )
-    .await;
-    app.post(
-        "/accounts/me/security/revoke-sessions",
-        Some(&a.access),
-        json!({"scope": "others"}),
-    )
-    .await;
-
-    let mine = app
-        .get("/accounts/me/audit-events?limit=200", &g.access)
+    app.patch("/accounts/me/security", &a.access, json!({"idle_minutes": 20})).await;
+    app.post("/accounts/me/security/revoke-sessions", Some(&a.access), json!({"scope": "others"}))
         .await;
+
+    let mine = app.get("/accounts/me/audit-events?limit=200", &g.access).await;
     let items = mine.body["items"].as_array().unwrap();
     assert!(!items.is_empty());
     for e in items {
@@ -62,19 +49,9 @@ async fn audit_trails_are_separate() {
         assert_ne!(e["user_id"], acme.owner.id.to_string(), "{e}");
     }
     // Another account's event id is no cursor into this account.
-    let acme_events = app
-        .get("/accounts/me/audit-events?limit=1", &a.access)
-        .await;
-    let foreign = acme_events.body["items"][0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let r = app
-        .get(
-            &format!("/accounts/me/audit-events?before={foreign}"),
-            &g.access,
-        )
-        .await;
+    let acme_events = app.get("/accounts/me/audit-events?limit=1", &a.access).await;
+    let foreign = acme_events.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = app.get(&format!("/accounts/me/audit-events?before={foreign}"), &g.access).await;
     assert_eq!(r.body, json!({"items": [], "next_before": null}));
 }
 
