@@ -9,7 +9,7 @@ async fn events_come_newest_first_with_their_fields() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
-    app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 30})).await;
+    app.set_policy(&owner.access, json!({"idle_minutes": 30})).await;
     app.advance(5).await;
     let owner = app.login(&t.owner).await;
     let r = app.get("/accounts/me/audit-events", &owner.access).await;
@@ -50,7 +50,7 @@ async fn paging_with_limit_and_before_visits_every_event_once() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     for i in 0..7 {
-        app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 20 + i})).await;
+        app.set_policy(&owner.access, json!({"idle_minutes": 20 + i})).await;
     }
     let all = app.get("/accounts/me/audit-events?limit=200", &owner.access).await;
     let all_ids: Vec<String> = all.body["items"]
@@ -86,7 +86,7 @@ async fn default_limit_is_50_and_bad_limits_are_422() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     for i in 0..60 {
-        app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 20 + i})).await;
+        app.set_policy(&owner.access, json!({"idle_minutes": 20 + i})).await;
     }
     let r = app.get("/accounts/me/audit-events", &owner.access).await;
     assert_eq!(r.body["items"].as_array().unwrap().len(), 50);

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::process::{run, seed_owner};
+use crate::process::{run, seed_owner, user_create};
 
 #[test]
 fn account_and_user_create_print_ids() {
@@ -16,46 +16,14 @@ fn account_and_user_create_print_ids() {
     uuid::Uuid::parse_str(&account).unwrap();
     assert_eq!(acc.json().as_object().unwrap().len(), 1);
 
-    let with_stdin = run(
-        dir.path(),
-        &[
-            "user",
-            "create",
-            "--account",
-            &account,
-            "--email",
-            "o@acme.test",
-            "--role",
-            "owner",
-            "--password-stdin",
-            "--database",
-            db,
-        ],
-        &[],
-        Some("a-long-password\n"),
-    );
+    let with_stdin =
+        user_create(dir.path(), db, &account, "o@acme.test", "owner", Some("a-long-password\n"));
     assert_eq!(with_stdin.code, 0, "{with_stdin:?}");
     let v = with_stdin.json();
     assert_eq!(v.as_object().unwrap().len(), 1, "no password printed when it came from stdin: {v}");
     uuid::Uuid::parse_str(v["user_id"].as_str().unwrap()).unwrap();
 
-    let generated = run(
-        dir.path(),
-        &[
-            "user",
-            "create",
-            "--account",
-            &account,
-            "--email",
-            "e@acme.test",
-            "--role",
-            "engineer",
-            "--database",
-            db,
-        ],
-        &[],
-        None,
-    );
+    let generated = user_create(dir.path(), db, &account, "e@acme.test", "engineer", None);
     assert_eq!(generated.code, 0, "{generated:?}");
     let password = generated.json()["password"].as_str().unwrap().to_owned();
     assert!(password.len() >= 16, "a generated password is long: {password}");
@@ -111,39 +79,14 @@ fn other_failures_exit_1_with_one_line() {
     let db = dir.path().join("s.db");
     let db = db.to_str().unwrap();
     let (account, _) = seed_owner(dir.path(), db, "o@acme.test", "a-long-password");
-    let dup = run(
-        dir.path(),
-        &[
-            "user",
-            "create",
-            "--account",
-            &account,
-            "--email",
-            "O@ACME.test",
-            "--role",
-            "admin",
-            "--database",
-            db,
-        ],
-        &[],
-        None,
-    );
+    let dup = user_create(dir.path(), db, &account, "O@ACME.test", "admin", None);
     dup.assert_fails(1, "o@acme.test");
-    let unknown_account = run(
+    let unknown_account = user_create(
         dir.path(),
-        &[
-            "user",
-            "create",
-            "--account",
-            &uuid::Uuid::new_v4().to_string(),
-            "--email",
-            "n@acme.test",
-            "--role",
-            "admin",
-            "--database",
-            db,
-        ],
-        &[],
+        db,
+        &uuid::Uuid::new_v4().to_string(),
+        "n@acme.test",
+        "admin",
         None,
     );
     unknown_account.assert_fails(1, "account");

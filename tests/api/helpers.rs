@@ -206,6 +206,20 @@ impl TestApp {
         self.post("/auth/refresh", None, json!({ "refresh_token": refresh_token })).await
     }
 
+    /// A refresh that must succeed; returns the new pair.
+    pub async fn rotate(&self, refresh_token: &str) -> Tokens {
+        let r = self.refresh(refresh_token).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        tokens(&r)
+    }
+
+    /// A policy change that must succeed.
+    pub async fn set_policy(&self, owner_access: &str, body: Value) -> Resp {
+        let r = self.patch("/accounts/me/security", owner_access, body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        r
+    }
+
     /// Moves the server clock forward through the HTTP route.
     pub async fn advance(&self, seconds: i64) {
         let r = self.post("/_test/clock", None, json!({ "advance_seconds": seconds })).await;

@@ -71,30 +71,40 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>)
     }
 }
 
+/// `user create`; the password comes from stdin when given, else it is generated.
+pub fn user_create(
+    dir: &Path,
+    db: &str,
+    account: &str,
+    email: &str,
+    role: &str,
+    password: Option<&str>,
+) -> Out {
+    let mut args = vec![
+        "user",
+        "create",
+        "--account",
+        account,
+        "--email",
+        email,
+        "--role",
+        role,
+        "--database",
+        db,
+    ];
+    if password.is_some() {
+        args.push("--password-stdin");
+    }
+    run(dir, &args, &[], password)
+}
+
 /// `account create` then `user create` with a known password; returns (account, user).
 pub fn seed_owner(dir: &Path, db: &str, email: &str, password: &str) -> (String, String) {
     let acc = run(dir, &["account", "create", "--name", "Acme", "--database", db], &[], None);
-    assert_eq!(acc.code, 0, "{acc:?}");
+    acc.assert_ok();
     let account = acc.json()["account_id"].as_str().unwrap().to_owned();
-    let user = run(
-        dir,
-        &[
-            "user",
-            "create",
-            "--account",
-            &account,
-            "--email",
-            email,
-            "--role",
-            "owner",
-            "--password-stdin",
-            "--database",
-            db,
-        ],
-        &[],
-        Some(&format!("{password}\n")),
-    );
-    assert_eq!(user.code, 0, "{user:?}");
+    let user = user_create(dir, db, &account, email, "owner", Some(&format!("{password}\n")));
+    user.assert_ok();
     (account, user.json()["user_id"].as_str().unwrap().to_owned())
 }
 

@@ -80,19 +80,12 @@ async fn refreshing_slides_the_idle_window() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
-    app.patch(
-        "/accounts/me/security",
-        &owner.access,
-        json!({"idle_minutes": 15, "absolute_minutes": 600}),
-    )
-    .await;
+    app.set_policy(&owner.access, json!({"idle_minutes": 15, "absolute_minutes": 600})).await;
     let mut tok = app.login(&t.engineer).await;
     // 10 refreshes 14 minutes apart: 140 minutes, far past one idle window.
     for _ in 0..10 {
         app.advance(14 * MINUTE).await;
-        let r = app.refresh(&tok.refresh).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        tok = tokens(&r);
+        tok = app.rotate(&tok.refresh).await;
     }
     app.advance(15 * MINUTE + 1).await;
     app.refresh(&tok.refresh).await.assert(401, "session_idle_timeout");
@@ -103,18 +96,11 @@ async fn absolute_timeout_ends_even_an_active_session() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
-    app.patch(
-        "/accounts/me/security",
-        &owner.access,
-        json!({"idle_minutes": 30, "absolute_minutes": 60}),
-    )
-    .await;
+    app.set_policy(&owner.access, json!({"idle_minutes": 30, "absolute_minutes": 60})).await;
     let mut tok = app.login(&t.engineer).await;
     for _ in 0..2 {
         app.advance(25 * MINUTE).await;
-        let r = app.refresh(&tok.refresh).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        tok = tokens(&r);
+        tok = app.rotate(&tok.refresh).await;
     }
     app.advance(10 * MINUTE + 1).await; // 60 min + 1 s after login, 10 min after the last refresh
     app.refresh(&tok.refresh).await.assert(401, "session_absolute_timeout");
@@ -138,7 +124,7 @@ async fn a_tightened_policy_governs_live_sessions_at_their_next_refresh() {
     app.advance(20 * MINUTE).await;
     // Under the default idle limit (1440 min) the session is fine; tighten it to 15.
     let owner = app.login(&t.owner).await;
-    let r = app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 15})).await;
+    let r = app.set_policy(&owner.access, json!({"idle_minutes": 15})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.refresh(&live.refresh).await.assert(401, "session_idle_timeout");
 
@@ -147,11 +133,10 @@ async fn a_tightened_policy_governs_live_sessions_at_their_next_refresh() {
     let mut old = app.login(&t.admin).await;
     for _ in 0..7 {
         app.advance(10 * MINUTE).await;
-        old = tokens(&app.refresh(&old.refresh).await);
+        old = app.rotate(&old.refresh).await;
     }
     let owner = app.login(&t.owner).await;
-    let r =
-        app.patch("/accounts/me/security", &owner.access, json!({"absolute_minutes": 60})).await;
+    let r = app.set_policy(&owner.access, json!({"absolute_minutes": 60})).await;
     assert_eq!(r.status, 200, "{}", r.text);
     app.refresh(&old.refresh).await.assert(401, "session_absolute_timeout");
 }
@@ -161,12 +146,12 @@ async fn loosening_the_policy_revives_nothing_already_revoked_but_helps_live_ses
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
-    app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 15})).await;
+    app.set_policy(&owner.access, json!({"idle_minutes": 15})).await;
     let tok = app.login(&t.engineer).await;
     app.advance(20 * MINUTE).await;
     // Loosen before the session's next refresh: the policy as it stands now decides.
     let owner = app.login(&t.owner).await;
-    app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 60})).await;
+    app.set_policy(&owner.access, json!({"idle_minutes": 60})).await;
     assert_eq!(app.refresh(&tok.refresh).await.status, 200);
 }
 
@@ -175,7 +160,7 @@ async fn a_rotated_token_within_the_grace_window_is_just_invalid() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let first = app.login(&t.owner).await;
-    let second = tokens(&app.refresh(&first.refresh).await);
+    let second = app.rotate(&first.refresh).await;
     app.advance(9).await; // inside the 10 s grace (real milliseconds pass too)
     app.refresh(&first.refresh).await.assert(401, "invalid_refresh_token");
     assert_eq!(app.refresh(&second.refresh).await.status, 200, "the session survives");
@@ -188,7 +173,7 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;
     let first = app.login(&t.engineer).await;
-    let second = tokens(&app.refresh(&first.refresh).await);
+    let second = app.rotate(&first.refresh).await;
     let bystander = app.login(&t.engineer).await;
     app.advance(11).await;
     let r = app.refresh(&first.refresh).await;
@@ -220,6 +205,6 @@ async fn every_refresh_issues_distinct_tokens() {
     let mut seen = HashSet::new();
     for _ in 0..20 {
         assert!(seen.insert(tok.refresh.clone()));
-        tok = tokens(&app.refresh(&tok.refresh).await);
+        tok = app.rotate(&tok.refresh).await;
     }
 }

@@ -149,7 +149,7 @@ async fn already_rotated_and_timed_out_tokens_are_not_counted() {
     // Three rotations leave three revoked tokens and one live one in the chain.
     let mut tok = eng;
     for _ in 0..3 {
-        tok = crate::helpers::tokens(&app.refresh(&tok.refresh).await);
+        tok = app.rotate(&tok.refresh).await;
     }
     let owner = app.login(&t.owner).await;
     let r = app.post(PATH, Some(&owner.access), json!({"scope": "others"})).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::process::{Server, run, seed_owner};
+use crate::process::{Server, run, seed_owner, user_create};
 
 const PASSWORD: &str = "a-long-password";
 
@@ -130,24 +130,8 @@ fn cli_commands_work_while_a_server_runs_on_the_same_file() {
     let server =
         Server::start(dir.path(), &["serve", "--database", db, "--listen", "127.0.0.1:0"], &[]);
 
-    let created = run(
-        dir.path(),
-        &[
-            "user",
-            "create",
-            "--account",
-            &account,
-            "--email",
-            "eng@acme.test",
-            "--role",
-            "engineer",
-            "--password-stdin",
-            "--database",
-            db,
-        ],
-        &[],
-        Some(PASSWORD),
-    );
+    let created =
+        user_create(dir.path(), db, &account, "eng@acme.test", "engineer", Some(PASSWORD));
     created.assert_ok();
     let (access, refresh) = login(&server.base, "eng@acme.test");
     let (status, _) = call("GET", &format!("{}/auth/me", server.base), Some(&access), None);

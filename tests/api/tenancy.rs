@@ -11,12 +11,7 @@ async fn policy_changes_stay_in_their_account() {
     let globex = app.tenant("Globex").await;
     let a = app.login(&acme.owner).await;
     let g = app.login(&globex.owner).await;
-    app.patch(
-        "/accounts/me/security",
-        &a.access,
-        json!({"idle_minutes": 20, "absolute_minutes": 60}),
-    )
-    .await;
+    app.set_policy(&a.access, json!({"idle_minutes": 20, "absolute_minutes": 60})).await;
     let theirs = app.get("/accounts/me/security", &g.access).await;
     assert_eq!(theirs.body["idle_minutes"], serde_json::Value::Null);
     assert_eq!(theirs.body["effective_absolute_minutes"], 10080);
@@ -36,7 +31,7 @@ async fn audit_trails_are_separate() {
     let globex = app.tenant("Globex").await;
     let a = app.login(&acme.owner).await;
     let g = app.login(&globex.owner).await;
-    app.patch("/accounts/me/security", &a.access, json!({"idle_minutes": 20})).await;
+    app.set_policy(&a.access, json!({"idle_minutes": 20})).await;
     app.post("/accounts/me/security/revoke-sessions", Some(&a.access), json!({"scope": "others"}))
         .await;
 
