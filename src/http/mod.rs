@@ -47,18 +47,26 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), stamp_request_time))
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-                tracing::info_span!("request", method = %req.method(), route, user_id = tracing::field::Empty)
-            })
-            .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
-        )
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
+            DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
+        ))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked");
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .with_state(state)
+}
+
+/// The span every request's logs carry: method and matched route (never the raw URI or
+/// headers, which can hold tokens); the user id is filled in once authenticated.
+fn request_span(req: &Request) -> tracing::Span {
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        user_id = tracing::field::Empty
+    )
 }
 
 /// Reads the server clock once per request, so the token check and the handler agree on
