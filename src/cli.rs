@@ -143,9 +143,12 @@ impl Cli {
     }
 }
 
-pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
+/// Runs the command. `warnings` (about the configuration) are logged by `serve` once it
+/// is listening: a command that fails must print exactly one line on stderr, and the
+/// one-shot commands stay silent.
+pub async fn run(cli: Cli, config: Config, warnings: Vec<String>) -> Result<(), CliError> {
     match cli.command {
-        None | Some(Command::Serve { .. }) => serve(config).await,
+        None | Some(Command::Serve { .. }) => serve(config, warnings).await,
         Some(Command::Migrate) => {
             open_db(&config).await.map_err(failure)?;
             print_json(&json!({ "migrated": true, "database": config.database.path }))
@@ -182,18 +185,22 @@ pub async fn run(cli: Cli, config: Config) -> Result<(), CliError> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
-    if config.testing.clock_control {
-        tracing::warn!(
-            "testing.clock_control is on: POST /_test/clock can move this server's clock"
-        );
-    }
+async fn serve(config: Config, warnings: Vec<String>) -> Result<(), CliError> {
     let signals = ShutdownSignals::install()
         .map_err(|e| CliError::Failure(format!("cannot install signal handlers: {e}")))?;
+    let clock_control = config.testing.clock_control;
     let app = App::build(config).await.map_err(failure)?;
     let addr = app.local_addr();
     // The one line a harness waits for; written and flushed before anything is served.
     print_line(&format!("listening on http://{addr}"))?;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if clock_control {
+        tracing::warn!(
+            "testing.clock_control is on: POST /_test/clock can move this server's clock"
+        );
+    }
     tracing::info!(%addr, "serving");
     app.run(signals.recv()).await.map_err(failure)?;
     tracing::info!("stopped");

@@ -28,16 +28,13 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     sessiond::logging::init(config.server.log_format, cli.default_log_level());
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             return fail(&CliError::Failure(format!("cannot start the async runtime: {e}")));
         }
     };
-    match runtime.block_on(cli::run(cli, config)) {
+    match runtime.block_on(cli::run(cli, config, warnings)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e),
     }

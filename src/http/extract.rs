@@ -44,6 +44,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// wrong type), then the typed read, straight from the bytes, so serde sees duplicate
 /// keys and unknown fields.
 pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // JSON is UTF-8 (RFC 8259); serde_json's syntax pass does not look inside strings.
+    std::str::from_utf8(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
     serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| {
         // serde_json files a number beyond f64 (`1e400`) under syntax errors, but the JSON
         // is well-formed: it is a value out of range, which is a 422. serde_json exposes

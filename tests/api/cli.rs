@@ -265,3 +265,15 @@ fn the_generated_secret_file_is_private_and_stable() {
     assert!(!server.stderr().contains(secret.trim()), "the secret is never logged");
     drop(server);
 }
+
+/// Warnings wait until the server is listening: a failed start says one thing, even with
+/// the test clock on and a harness's own SESSIOND_* variable in the environment.
+#[test]
+fn a_failed_start_prints_one_line_whatever_else_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let env = [("SESSIOND_TESTING_CLOCK_CONTROL", "true"), ("SESSIOND_HARNESS_URL", "http://x")];
+    let out = run(dir.path(), &["serve", "--database", ":memory:", "--listen", &addr], &env, None);
+    out.assert_fails(1, &addr);
+}

@@ -82,6 +82,7 @@ async fn malformed_json_is_400_and_an_empty_body_is_malformed() {
         b"{}}",
         br#"{"a":1} trailing"#,
         b"\xff\xfe",
+        b"{\"email\": \"\xff\xfe\", \"password\": \"b\"}",
         deep.as_bytes(),
         b"NaN",
     ];

@@ -292,6 +292,10 @@ fn sigterm_drains_in_flight_requests() {
     for s in &mut streams {
         s.write_all(request.as_bytes()).unwrap();
     }
+    // Let the server read the requests: one still in the kernel's buffer when the signal
+    // lands is not yet in flight (its connection is idle, and closes). Six logins at two
+    // at a time take far longer than this, so most are mid-flight at the signal.
+    std::thread::sleep(Duration::from_millis(20));
     assert_eq!(server.stop_with("TERM").code(), Some(0));
     for mut s in streams {
         let mut answer = String::new();
