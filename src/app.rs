@@ -89,6 +89,9 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
         .context("opening the database")??)
 }
 
+/// How long the server keeps serving after a signal before it stops accepting and drains.
+pub const SHUTDOWN_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// SIGINT and SIGTERM handlers. Installed before the `listening on` line is printed, so
 /// a harness may signal the moment it reads it and still get a clean exit.
 pub struct ShutdownSignals {
@@ -112,5 +115,9 @@ impl ShutdownSignals {
             _ = self.terminate.recv() => {},
         }
         tracing::info!("shutting down: draining in-flight requests");
+        // A request a client wrote just before the signal may still sit unread in the
+        // socket: to the HTTP layer its connection looks idle and would be closed on it.
+        // Serving on a moment longer lets such requests be read, and then drained.
+        tokio::time::sleep(SHUTDOWN_SETTLE).await;
     }
 }

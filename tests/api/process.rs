@@ -164,19 +164,27 @@ impl Server {
         self.stdout_rest.try_iter().collect()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends `signal` (e.g. "TERM") and waits for the exit.
-    pub fn stop_with(mut self, signal: &str) -> ExitStatus {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status();
+    pub fn stop_with(self, signal: &str) -> ExitStatus {
+        let status =
+            Command::new("kill").args([&format!("-{signal}"), &self.pid().to_string()]).status();
         assert!(status.unwrap().success());
+        self.wait()
+    }
+
+    /// Waits for the process to exit (after a signal sent some other way).
+    pub fn wait(mut self) -> ExitStatus {
         for _ in 0..500 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("server did not exit after SIG{signal}");
+        panic!("server did not exit");
     }
 }
 

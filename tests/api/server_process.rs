@@ -254,12 +254,14 @@ fn json_logs_are_one_object_per_line_and_never_carry_secrets() {
     }
 }
 
-/// SIGTERM while logins (argon2: tens of milliseconds each, two at a time) are in
-/// flight on accepted connections: every one of them still gets its answer.
+/// SIGTERM the instant after logins were written on accepted connections (argon2: tens
+/// of milliseconds each, two at a time): every one of them still gets its answer, also
+/// those the server had not yet read when the signal landed.
 #[test]
 fn sigterm_drains_in_flight_requests() {
     use std::io::{Read, Write};
     use std::net::TcpStream;
+    use std::process::{Command, Stdio};
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("s.db");
@@ -268,9 +270,16 @@ fn sigterm_drains_in_flight_requests() {
     let server =
         Server::start(dir.path(), &["serve", "--database", db, "--listen", "127.0.0.1:0"], &[]);
     let addr = server.base.strip_prefix("http://").unwrap().to_owned();
+    // Spawned ahead, so the signal follows the last write by microseconds, not by a
+    // process start.
+    let mut killer = Command::new("sh")
+        .args(["-c", &format!("read _; kill -TERM {}", server.pid())])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
 
     let mut streams = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..20 {
         let mut s = TcpStream::connect(&addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         // A first exchange proves the server has accepted this connection.
@@ -292,15 +301,16 @@ fn sigterm_drains_in_flight_requests() {
     for s in &mut streams {
         s.write_all(request.as_bytes()).unwrap();
     }
-    // Let the server read the requests: one still in the kernel's buffer when the signal
-    // lands is not yet in flight (its connection is idle, and closes). Six logins at two
-    // at a time take far longer than this, so most are mid-flight at the signal.
-    std::thread::sleep(Duration::from_millis(20));
-    assert_eq!(server.stop_with("TERM").code(), Some(0));
-    for mut s in streams {
+    killer.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert!(killer.wait().unwrap().success());
+    assert_eq!(server.wait().code(), Some(0));
+    for (i, mut s) in streams.into_iter().enumerate() {
         let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        let read = s.read_to_string(&mut answer);
+        assert!(
+            read.is_ok() && answer.starts_with("HTTP/1.1 200 OK"),
+            "request {i}: {read:?} {answer}"
+        );
         assert!(answer.contains("access_token"), "{answer}");
     }
 }
