@@ -80,6 +80,12 @@ pub struct TestingConfig {
 #[serde(transparent)]
 pub struct Secret(String);
 
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
+
 impl Secret {
     pub fn expose(&self) -> &str {
         &self.0

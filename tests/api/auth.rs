@@ -188,3 +188,46 @@ async fn logging_in_twice_gives_two_independent_sessions() {
     assert_eq!(app.refresh(&a.refresh).await.status, 200);
     assert_eq!(app.refresh(&b.refresh).await.status, 200);
 }
+
+#[tokio::test]
+async fn access_token_lifetime_comes_from_the_configuration() {
+    let app = TestApp::spawn_with(|c| c.auth.access_token_minutes = 10).await;
+    let t = app.tenant("Acme").await;
+    let r = app.try_login(&t.owner.email, PASSWORD).await;
+    assert_eq!(r.body["expires_in"], 600);
+    let tok = tokens(&r);
+    app.advance(599).await;
+    assert!(app.access_ok(&tok.access).await);
+    app.advance(1).await;
+    assert!(!app.access_ok(&tok.access).await);
+}
+
+#[tokio::test]
+async fn a_configured_secret_signs_the_tokens_and_no_secret_file_is_written() {
+    let secret = "a-configured-secret-of-at-least-32-bytes";
+    let app = TestApp::spawn_on_file_with(|c| c.auth.jwt_secret = secret.to_owned().into()).await;
+    let t = app.tenant("Acme").await;
+    let tok = app.login(&t.owner).await;
+    let now = app.state.clock.now();
+    assert!(Keys::new(secret.as_bytes(), 5).verify(&tok.access, now).is_ok());
+    assert!(Keys::new(b"some-other-secret-of-32-bytes-xx", 5).verify(&tok.access, now).is_err());
+    let files: Vec<String> = std::fs::read_dir(app.db_path().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(files.iter().any(|f| f == "sessiond.db"), "the database is here: {files:?}");
+    assert!(files.iter().all(|f| !f.ends_with(".jwt-secret")), "{files:?}");
+}
+
+#[tokio::test]
+async fn a_token_whose_user_no_longer_exists_is_not_authenticated() {
+    let app = TestApp::spawn_on_file().await;
+    let t = app.tenant("Acme").await;
+    let tok = app.login(&t.engineer).await;
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    let id = t.engineer.id.to_string();
+    conn.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", [&id]).unwrap();
+    conn.execute("DELETE FROM audit_events WHERE user_id = ?1", [&id]).unwrap();
+    conn.execute("DELETE FROM users WHERE id = ?1", [&id]).unwrap();
+    assert!(!app.access_ok(&tok.access).await);
+}

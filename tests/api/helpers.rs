@@ -94,9 +94,14 @@ impl TestApp {
 
     /// On a database file in a fresh temporary directory.
     pub async fn spawn_on_file() -> TestApp {
+        Self::spawn_on_file_with(|_| {}).await
+    }
+
+    pub async fn spawn_on_file_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config();
         config.database.path = dir.path().join("sessiond.db").to_string_lossy().into_owned();
+        adjust(&mut config);
         Self::spawn_config(config, dir).await
     }
 

@@ -216,3 +216,17 @@ async fn every_refresh_issues_distinct_tokens() {
         tok = app.rotate(&tok.refresh).await;
     }
 }
+
+#[tokio::test]
+async fn the_reuse_grace_comes_from_the_configuration() {
+    let app = TestApp::spawn_with(|c| c.session.reuse_grace_seconds = 120).await;
+    let t = app.tenant("Acme").await;
+    let first = app.login(&t.owner).await;
+    let second = app.rotate(&first.refresh).await;
+    app.advance(100).await;
+    app.refresh(&first.refresh).await.assert(401, "invalid_refresh_token");
+    let third = app.rotate(&second.refresh).await; // still inside 120 s: the session lives
+    app.advance(121).await;
+    app.refresh(&second.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&third.refresh).await.assert(401, "invalid_refresh_token"); // reuse ended it
+}
