@@ -5,8 +5,8 @@ use rusqlite::{Row, params};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::users::parse_uuid;
-use super::{DbError, Tx, from_ms, to_ms};
+use super::column::{json, opt_uuid, time, uuid};
+use super::{DbError, Tx, to_ms};
 
 pub struct NewEvent<'a> {
     pub account_id: Uuid,
@@ -51,27 +51,16 @@ pub fn insert(tx: &Tx<'_>, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<Uuid,
     Ok(id)
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<(Event, i64)> {
-    let user_id: Option<String> = r.get(2)?;
-    let details: String = r.get(5)?;
-    let conv = |idx, e: Box<dyn std::error::Error + Send + Sync>| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e)
-    };
-    Ok((
-        Event {
-            id: parse_uuid(r, 0)?,
-            action: r.get(1)?,
-            user_id: user_id
-                .map(|u| Uuid::parse_str(&u))
-                .transpose()
-                .map_err(|e| conv(2, e.into()))?,
-            resource_type: r.get(3)?,
-            resource_id: r.get(4)?,
-            details: serde_json::from_str(&details).map_err(|e| conv(5, e.into()))?,
-            created_at: chrono::DateTime::<Utc>::UNIX_EPOCH,
-        },
-        r.get(6)?,
-    ))
+fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+    Ok(Event {
+        id: uuid(r, 0)?,
+        action: r.get(1)?,
+        user_id: opt_uuid(r, 2)?,
+        resource_type: r.get(3)?,
+        resource_id: r.get(4)?,
+        details: json(r, 5)?,
+        created_at: time(r, 6)?,
+    })
 }
 
 /// A page of the account's events, newest first, strictly older than `before` when
@@ -95,11 +84,5 @@ pub fn page(
         params![account_id.to_string(), before.map(|b| b.to_string()), limit],
         event_from_row,
     )?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (mut event, created_ms) = row?;
-        event.created_at = from_ms(created_ms)?;
-        out.push(event);
-    }
-    Ok(out)
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }

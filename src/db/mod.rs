@@ -11,7 +11,7 @@ mod pool;
 pub mod refresh_tokens;
 pub mod users;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 
 pub use pool::{Db, OpenError};
@@ -121,10 +121,53 @@ pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-pub(crate) fn from_ms(ms: i64) -> Result<DateTime<Utc>, DbError> {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .ok_or_else(|| DbError::Other(anyhow::anyhow!("stored instant {ms} is out of range")))
+/// Column readers that convert stored text and numbers to domain types inside
+/// rusqlite's own error type, so row closures build their structs in one go.
+pub(crate) mod column {
+    use chrono::{DateTime, TimeZone, Utc};
+    use rusqlite::Row;
+    use rusqlite::types::Type;
+    use uuid::Uuid;
+
+    fn bad(
+        idx: usize,
+        ty: Type,
+        e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> rusqlite::Error {
+        rusqlite::Error::FromSqlConversionFailure(idx, ty, e.into())
+    }
+
+    fn parse_uuid(idx: usize, text: &str) -> rusqlite::Result<Uuid> {
+        Uuid::parse_str(text).map_err(|e| bad(idx, Type::Text, e))
+    }
+
+    fn instant(idx: usize, ms: i64) -> rusqlite::Result<DateTime<Utc>> {
+        Utc.timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| bad(idx, Type::Integer, format!("instant {ms} out of range")))
+    }
+
+    /// UUIDs are stored as their hyphenated text.
+    pub fn uuid(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
+        parse_uuid(idx, &r.get::<_, String>(idx)?)
+    }
+
+    pub fn opt_uuid(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<Uuid>> {
+        r.get::<_, Option<String>>(idx)?.map(|t| parse_uuid(idx, &t)).transpose()
+    }
+
+    pub fn time(r: &Row<'_>, idx: usize) -> rusqlite::Result<DateTime<Utc>> {
+        instant(idx, r.get(idx)?)
+    }
+
+    pub fn opt_time(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<DateTime<Utc>>> {
+        r.get::<_, Option<i64>>(idx)?.map(|ms| instant(idx, ms)).transpose()
+    }
+
+    /// JSON stored as text.
+    pub fn json(r: &Row<'_>, idx: usize) -> rusqlite::Result<serde_json::Value> {
+        serde_json::from_str(&r.get::<_, String>(idx)?).map_err(|e| bad(idx, Type::Text, e))
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use uuid::Uuid;
 
-use super::users::parse_uuid;
-use super::{DbError, Tx, from_ms, to_ms};
+use super::column::{opt_time, opt_uuid, time, uuid};
+use super::{DbError, Tx, to_ms};
 use crate::policy::Overrides;
 
 pub struct NewToken<'a> {
@@ -73,49 +73,26 @@ pub(super) const FIND_PRESENTED_SQL: &str =
 
 /// Looks a token up by its hash (the unique index), joined to its user and account.
 pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented>, DbError> {
-    let row = tx
+    Ok(tx
         .conn()
         .prepare_cached(FIND_PRESENTED_SQL)?
         .query_row([token_hash], |r| {
-            Ok((
-                (parse_uuid(r, 0)?, parse_uuid(r, 1)?, parse_uuid(r, 2)?, parse_uuid(r, 3)?),
-                r.get::<_, bool>(4)?,
-                (r.get::<_, i64>(5)?, r.get::<_, i64>(6)?, r.get::<_, Option<i64>>(7)?),
-                r.get::<_, Option<String>>(8)?,
-                (r.get::<_, Option<String>>(9)?, r.get::<_, Option<String>>(10)?),
-                Overrides { idle_minutes: r.get(11)?, absolute_minutes: r.get(12)? },
-            ))
+            Ok(Presented {
+                id: uuid(r, 0)?,
+                session_id: uuid(r, 1)?,
+                user_id: uuid(r, 2)?,
+                account_id: uuid(r, 3)?,
+                user_active: r.get(4)?,
+                session_started_at: time(r, 5)?,
+                issued_at: time(r, 6)?,
+                revoked_at: opt_time(r, 7)?,
+                replaced_by: opt_uuid(r, 8)?,
+                user_agent: r.get(9)?,
+                ip: r.get(10)?,
+                overrides: Overrides { idle_minutes: r.get(11)?, absolute_minutes: r.get(12)? },
+            })
         })
-        .optional()?;
-    let Some((
-        (id, session_id, user_id, account_id),
-        user_active,
-        times,
-        replaced,
-        meta,
-        overrides,
-    )) = row
-    else {
-        return Ok(None);
-    };
-    let replaced_by = replaced
-        .map(|s| Uuid::parse_str(&s))
-        .transpose()
-        .map_err(|e| DbError::Other(anyhow::Error::new(e).context("refresh_tokens.replaced_by")))?;
-    Ok(Some(Presented {
-        id,
-        session_id,
-        user_id,
-        account_id,
-        user_active,
-        session_started_at: from_ms(times.0)?,
-        issued_at: from_ms(times.1)?,
-        revoked_at: times.2.map(from_ms).transpose()?,
-        replaced_by,
-        user_agent: meta.0,
-        ip: meta.1,
-        overrides,
-    }))
+        .optional()?)
 }
 
 /// Revokes one token as exchanged for `successor`. False when it was already revoked
@@ -201,9 +178,9 @@ pub fn session_of(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<SessionRef>, 
         )?
         .query_row([token_hash], |r| {
             Ok(SessionRef {
-                session_id: parse_uuid(r, 0)?,
-                user_id: parse_uuid(r, 1)?,
-                account_id: parse_uuid(r, 2)?,
+                session_id: uuid(r, 0)?,
+                user_id: uuid(r, 1)?,
+                account_id: uuid(r, 2)?,
             })
         })
         .optional()?)

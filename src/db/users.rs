@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{ErrorCode, OptionalExtension, Row, params};
 use uuid::Uuid;
 
+use super::column::uuid;
 use super::{DbError, Tx, to_ms};
 use crate::auth::Role;
 
@@ -47,21 +48,13 @@ pub(super) const SESSION_STATE_SQL: &str = "SELECT id, account_id, email, role, 
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
-        id: parse_uuid(r, 0)?,
-        account_id: parse_uuid(r, 1)?,
+        id: uuid(r, 0)?,
+        account_id: uuid(r, 1)?,
         email: r.get(2)?,
         role: r.get::<_, String>(3)?.parse().map_err(|e: String| {
             rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
         })?,
         is_active: r.get(4)?,
-    })
-}
-
-/// UUIDs are stored as their hyphenated text.
-pub(super) fn parse_uuid(r: &Row<'_>, idx: usize) -> rusqlite::Result<Uuid> {
-    let text: String = r.get(idx)?;
-    Uuid::parse_str(&text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
     })
 }
 

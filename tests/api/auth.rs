@@ -196,9 +196,10 @@ async fn access_token_lifetime_comes_from_the_configuration() {
     let r = app.try_login(&t.owner.email, PASSWORD).await;
     assert_eq!(r.body["expires_in"], 600);
     let tok = tokens(&r);
-    app.advance(599).await;
+    // `iat` is whole seconds, so a token lives 599 to 600 s: stay 2 s clear of the edge.
+    app.advance(598).await;
     assert!(app.access_ok(&tok.access).await);
-    app.advance(1).await;
+    app.advance(2).await;
     assert!(!app.access_ok(&tok.access).await);
 }
 
