@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::task::TaskTracker;
 
 use crate::auth::jwt::{Keys, resolve_secret};
 use crate::auth::password::Hasher;
@@ -51,16 +52,13 @@ impl App {
             keys: Arc::new(keys),
             clock,
             hasher: Hasher::new(hashers),
+            background: TaskTracker::new(),
         };
         Ok(App { listener, addr, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.port()
     }
 
     pub fn state(&self) -> &AppState {
@@ -73,11 +71,11 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let router = crate::http::router(self.state);
-        axum::serve(self.listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        let background = self.state.background.clone();
+        let served = crate::http::serve(self.listener, self.state, shutdown).await;
+        background.close();
+        background.wait().await;
+        served
     }
 }
 
@@ -90,7 +88,7 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
 }
 
 /// How long the server keeps serving after a signal before it stops accepting and drains.
-pub const SHUTDOWN_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
+const SHUTDOWN_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// SIGINT and SIGTERM handlers. Installed before the `listening on` line is printed, so
 /// a harness may signal the moment it reads it and still get a clean exit.

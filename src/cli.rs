@@ -15,7 +15,7 @@ use crate::app::{App, ShutdownSignals, open_db};
 use crate::auth::Role;
 use crate::auth::password::{Hasher, check_new_password};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, Overrides, Source};
+use crate::config::{Config, ConfigError, FlagOverrides, Source};
 use crate::service::{self, accounts, users};
 
 #[derive(Debug, Parser)]
@@ -68,7 +68,8 @@ pub enum UserCommand {
         account: Uuid,
         #[arg(long)]
         email: String,
-        #[arg(long, value_enum)]
+        /// owner, admin or engineer.
+        #[arg(long, value_parser = clap::value_parser!(Role))]
         role: Role,
         /// Read the password from standard input instead of generating one.
         #[arg(long)]
@@ -130,8 +131,8 @@ impl Cli {
             Some(Command::Serve { listen }) => listen.clone().or_else(|| self.listen.clone()),
             _ => self.listen.clone(),
         };
-        let flags = Overrides { database: self.database.clone(), listen };
-        Ok(Config::load(&source, std::env::vars(), &flags)?)
+        let flags = FlagOverrides { database: self.database.clone(), listen };
+        Ok(Config::load(&source, crate::config::env_vars()?, &flags)?)
     }
 
     /// The default log level: a server reports its requests, a CLI command stays quiet.
@@ -155,7 +156,11 @@ pub async fn run(cli: Cli, config: Config, warnings: Vec<String>) -> Result<(), 
         }
         Some(Command::Account(AccountCommand::Create { name })) => {
             let db = open_db(&config).await.map_err(failure)?;
-            let id = accounts::create(&db, name, Clock::system().now()).await?;
+            let id =
+                accounts::create(&db, name, Clock::system().now()).await.map_err(|e| match e {
+                    service::Error::Invalid(msg) => CliError::Usage(format!("--name: {msg}")),
+                    other => other.into(),
+                })?;
             print_json(&json!({ "account_id": id }))
         }
         Some(Command::User(UserCommand::Create { account, email, role, password_stdin })) => {

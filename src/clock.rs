@@ -52,11 +52,12 @@ impl Clock {
         if !(0..=MAX_ADVANCE_SECONDS).contains(&seconds) {
             return Err(ClockError::OutOfRange { max: MAX_ADVANCE_SECONDS });
         }
-        let total = self.offset_ms.fetch_add(seconds * 1000, Ordering::Relaxed) + seconds * 1000;
-        if total > MAX_ADVANCE_SECONDS * 1000 {
-            self.offset_ms.fetch_sub(seconds * 1000, Ordering::Relaxed);
-            return Err(ClockError::OutOfRange { max: MAX_ADVANCE_SECONDS });
-        }
+        let step = seconds * 1000;
+        self.offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cur| {
+                cur.checked_add(step).filter(|total| *total <= MAX_ADVANCE_SECONDS * 1000)
+            })
+            .map_err(|_| ClockError::OutOfRange { max: MAX_ADVANCE_SECONDS })?;
         Ok(self.now())
     }
 }

@@ -75,10 +75,17 @@ pub struct TestingConfig {
     pub clock_control: bool,
 }
 
-/// A string that never prints: `Debug` shows only whether it is set.
-#[derive(Clone, Default, Serialize, Deserialize)]
+/// A string that never prints: `Debug` shows only whether it is set, and serialising
+/// writes an empty string (serialising is only used to render the defaults).
+#[derive(Clone, Default, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("")
+    }
+}
 
 impl From<String> for Secret {
     fn from(s: String) -> Self {
@@ -145,9 +152,9 @@ const MAX_POOL_SIZE: i64 = 1024;
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 const ENV_PREFIX: &str = "SESSIOND_";
 
-/// Overrides given on the command line; they win over everything else.
+/// FlagOverrides given on the command line; they win over everything else.
 #[derive(Debug, Default, Clone)]
-pub struct Overrides {
+pub struct FlagOverrides {
     pub database: Option<String>,
     pub listen: Option<String>,
 }
@@ -167,15 +174,16 @@ impl Config {
     pub fn load(
         source: &Source,
         env: impl IntoIterator<Item = (String, String)>,
-        flags: &Overrides,
+        flags: &FlagOverrides,
     ) -> Result<(Config, Vec<String>), ConfigError> {
         let mut table = toml::Table::try_from(Config::default())
             .map_err(|e| err(format!("internal: cannot render defaults: {e}")))?;
         if let Some((path, text)) = read_source(source)? {
-            // Parsed straight into `Config` first: toml's errors then quote the offending
-            // line, so unknown keys and wrong types are named.
-            toml::from_str::<Config>(&text).map_err(|e| file_err(&path, &e))?;
-            let file: toml::Table = toml::from_str(&text).map_err(|e| file_err(&path, &e))?;
+            // Parsed straight into `Config` first, so unknown keys and wrong types are
+            // reported with the line they stand on.
+            toml::from_str::<Config>(&text).map_err(|e| file_err(&path, &text, &e))?;
+            let file: toml::Table =
+                toml::from_str(&text).map_err(|e| file_err(&path, &text, &e))?;
             merge(&mut table, file);
         }
         let warnings = apply_env(&mut table, env)?;
@@ -247,8 +255,37 @@ impl Config {
     }
 }
 
-fn file_err(path: &Path, e: &dyn std::fmt::Display) -> ConfigError {
-    err(format!("{}: {}", path.display(), one_line(&e.to_string())))
+/// `PATH: line N: <that line>: <what is wrong>`. toml's own rendering quotes the source
+/// too, but a line holding the JWT secret must never be printed: it is named instead.
+fn file_err(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let Some(span) = e.span() else {
+        return err(format!("{}: {}", path.display(), e.message()));
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or_default().trim();
+    if line.contains("jwt_secret") {
+        return err(format!(
+            "{}: line {line_no}: auth.jwt_secret must be a string of at least {MIN_JWT_SECRET_BYTES} bytes (value not shown)",
+            path.display()
+        ));
+    }
+    err(format!("{}: line {line_no}: {line}: {}", path.display(), one_line(e.message())))
+}
+
+/// The `SESSIOND_*` variables of this process. Others are not looked at, so a variable
+/// elsewhere that is not UTF-8 is no concern; one of ours that is not is an error.
+pub fn env_vars() -> Result<Vec<(String, String)>, ConfigError> {
+    let mut vars = Vec::new();
+    for (key, value) in std::env::vars_os() {
+        let Some(key) = key.to_str().filter(|k| k.starts_with(ENV_PREFIX)).map(str::to_owned)
+        else {
+            continue;
+        };
+        let value = value.into_string().map_err(|_| err(format!("{key} is not valid UTF-8")))?;
+        vars.push((key, value));
+    }
+    Ok(vars)
 }
 
 fn read_source(source: &Source) -> Result<Option<(PathBuf, String)>, ConfigError> {
@@ -387,7 +424,7 @@ mod tests {
             None => Source::Explicit(PathBuf::from("/nonexistent/sessiond.toml")),
         };
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        Config::load(&source, env, &Overrides::default()).map(|(c, _)| c)
+        Config::load(&source, env, &FlagOverrides::default()).map(|(c, _)| c)
     }
 
     #[test]

@@ -60,20 +60,18 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> String {
+    fn detail(&self) -> &str {
         match self {
-            ApiError::MalformedJson(_) => "malformed_json".into(),
-            ApiError::UnsupportedMediaType => "unsupported_media_type".into(),
-            ApiError::PayloadTooLarge => "payload_too_large".into(),
-            ApiError::Unprocessable(msg) | ApiError::NotFound(msg) | ApiError::Conflict(msg) => {
-                msg.clone()
-            }
-            ApiError::NotAuthenticated => "not_authenticated".into(),
-            ApiError::InvalidCredentials => "invalid_credentials".into(),
-            ApiError::RefreshDenied(d) => d.detail().into(),
-            ApiError::Forbidden(detail) => (*detail).into(),
-            ApiError::MethodNotAllowed => "method_not_allowed".into(),
-            ApiError::Internal(_) => "internal_error".into(),
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge => "payload_too_large",
+            ApiError::Unprocessable(msg) | ApiError::NotFound(msg) | ApiError::Conflict(msg) => msg,
+            ApiError::NotAuthenticated => "not_authenticated",
+            ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::RefreshDenied(d) => d.detail(),
+            ApiError::Forbidden(detail) => detail,
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Internal(_) => "internal_error",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! token; each refresh exchanges the presented token for a new one under the account's
 //! session policy *as it stands now* (idle and absolute limits the owner sets within the
 //! system's bounds). Owners can read and change that policy and revoke their account's
-//! sessions in bulk; every change writes an audit row in its own transaction.
+//! sessions in bulk; every change writes its audit row in the same transaction as the change.
 //!
 //! Layers, outside in: [`http`] (HTTP in and out, thin handlers) → [`service`] (domain
 //! operations) → [`policy`] (pure rules) and [`db`] (all SQL). [`app`] wires them;

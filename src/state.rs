@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio_util::task::TaskTracker;
+
 use crate::auth::jwt::Keys;
 use crate::auth::password::Hasher;
 use crate::clock::Clock;
@@ -17,4 +19,7 @@ pub struct AppState {
     pub clock: Clock,
     pub hasher: Hasher,
     pub bounds: Bounds,
+    /// Work that outlives its request (the failed-login audit row); a graceful shutdown
+    /// waits for it.
+    pub background: TaskTracker,
 }

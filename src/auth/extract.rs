@@ -14,7 +14,7 @@ use crate::state::AppState;
 use super::Role;
 
 /// An authenticated caller with a live session.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AuthUser {
     pub user: User,
     pub session_id: Uuid,
@@ -34,15 +34,15 @@ impl FromRequestParts<AppState> for AuthUser {
             ApiError::NotAuthenticated
         })?;
         let (user_id, session_id) = (claims.sub, claims.sid);
-        let found =
-            state.db.read(move |tx| users::with_session_state(tx, user_id, session_id)).await?;
-        match found {
-            Some((user, session_live)) if session_live && user.is_active => {
-                tracing::Span::current().record("user_id", tracing::field::display(user.id));
-                Ok(AuthUser { user, session_id })
-            }
-            _ => Err(ApiError::NotAuthenticated),
-        }
+        let user = state
+            .db
+            .read(move |tx| users::active_in_live_session(tx, user_id, session_id))
+            .await?
+            .ok_or(ApiError::NotAuthenticated)?;
+        let span = tracing::Span::current();
+        span.record("user_id", tracing::field::display(user.id));
+        span.record("account_id", tracing::field::display(user.account_id));
+        Ok(AuthUser { user, session_id })
     }
 }
 
@@ -55,7 +55,7 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
 }
 
 /// An authenticated caller whose role is `owner`; anyone else gets 403 `owner_required`.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Owner(pub AuthUser);
 
 impl FromRequestParts<AppState> for Owner {

@@ -25,7 +25,6 @@ pub struct Claims {
 }
 
 /// The signing keys. `Debug` never shows them.
-#[derive(Clone)]
 pub struct Keys {
     encoding: EncodingKey,
     decoding: DecodingKey,

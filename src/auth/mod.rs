@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use extract::{AuthUser, Owner};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
@@ -44,7 +44,7 @@ impl FromStr for Role {
             "owner" => Ok(Role::Owner),
             "admin" => Ok(Role::Admin),
             "engineer" => Ok(Role::Engineer),
-            other => Err(format!("unknown role {other:?}")),
+            other => Err(format!("unknown role {other:?}: expected owner, admin or engineer")),
         }
     }
 }

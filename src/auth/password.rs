@@ -13,16 +13,15 @@ use tokio::sync::Semaphore;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 1024;
 
-fn argon2() -> anyhow::Result<Argon2<'static>> {
-    let params = Params::new(19 * 1024, 2, 1, None)
-        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+/// argon2's defaults are OWASP's recommendation: m = 19456 KiB, t = 2, p = 1.
+fn argon2() -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default())
 }
 
-/// Hashes on the calling thread. For the CLI and for [`Hasher`]'s blocking tasks.
+/// Hashes on the calling thread (from [`Hasher`]'s blocking tasks, and test fixtures).
 pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
-    argon2()?
+    argon2()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))
@@ -31,7 +30,7 @@ pub fn hash_blocking(password: &str) -> anyhow::Result<String> {
 fn verify_blocking(password: &str, phc: &str) -> anyhow::Result<bool> {
     let parsed =
         PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("stored password hash: {e}"))?;
-    Ok(argon2()?.verify_password(password.as_bytes(), &parsed).is_ok())
+    Ok(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 /// Whether a password is acceptable as a new password.
@@ -84,9 +83,15 @@ impl Hasher {
         &self,
         f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await?;
+        let permit = self.permits.clone().acquire_owned().await?;
         let span = tracing::Span::current();
-        match tokio::task::spawn_blocking(move || span.in_scope(f)).await {
+        // The permit travels with the work: a client that hangs up must not free a slot
+        // while its hash still runs.
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            span.in_scope(f)
+        });
+        match task.await {
             Ok(r) => r,
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => Err(anyhow::Error::new(e).context("password hashing task was cancelled")),

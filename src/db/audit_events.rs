@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Row, params};
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::column::{json, opt_uuid, time, uuid};
@@ -18,7 +17,7 @@ pub struct NewEvent<'a> {
     pub details: serde_json::Value,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug)]
 pub struct Event {
     pub id: Uuid,
     pub action: String,

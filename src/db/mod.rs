@@ -89,7 +89,12 @@ impl Db {
         let span = tracing::Span::current();
         let joined = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            db.run_blocking(behavior, f)
+            let mut conn = db.connection().map_err(E::from)?;
+            let tx = conn.transaction_with_behavior(behavior).map_err(DbError::from)?;
+            let tx = Tx(tx);
+            let out = f(&tx)?;
+            tx.0.commit().map_err(DbError::from)?;
+            Ok(out)
         })
         .await;
         match joined {
@@ -99,20 +104,6 @@ impl Db {
                 anyhow::Error::new(e).context("database task was cancelled"),
             ))),
         }
-    }
-
-    /// The same transaction discipline, for callers already off the async runtime.
-    fn run_blocking<T, E, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, E>
-    where
-        F: FnOnce(&Tx<'_>) -> Result<T, E>,
-        E: From<DbError>,
-    {
-        let mut conn = self.connection().map_err(E::from)?;
-        let tx = conn.transaction_with_behavior(behavior).map_err(DbError::from)?;
-        let tx = Tx(tx);
-        let out = f(&tx)?;
-        tx.0.commit().map_err(DbError::from)?;
-        Ok(out)
     }
 }
 

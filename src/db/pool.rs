@@ -72,7 +72,6 @@ impl Db {
             .with_init(move |c| configure(c, on_disk));
         let pool = build_pool(manager, pool_size)
             .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
-        // An in-memory database disappears with its last connection: keep the first one.
         let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
         Ok(Db { pool, writer: Arc::new(Semaphore::new(1)), _memory_anchor: memory_anchor })
     }

@@ -17,8 +17,7 @@ pub struct User {
     pub is_active: bool,
 }
 
-/// A user with the password hash, for login only. `Debug` leaves the hash out.
-#[derive(Clone)]
+/// A user with the password hash. `Debug` leaves the hash out.
 pub struct Credentials {
     pub user: User,
     pub password_hash: String,
@@ -39,12 +38,13 @@ pub struct NewUser<'a> {
     pub role: Role,
 }
 
-/// Looked up on every authenticated request: the user behind an access token, and
-/// whether the token's session still has an unrevoked refresh token.
-pub(super) const SESSION_STATE_SQL: &str = "SELECT id, account_id, email, role, is_active,
-            EXISTS (SELECT 1 FROM refresh_tokens t
-                    WHERE t.session_id = ?2 AND t.user_id = users.id AND t.revoked_at IS NULL)
-     FROM users WHERE id = ?1";
+/// Looked up on every authenticated request: the user behind an access token, if still
+/// active and the token's session still has an unrevoked refresh token.
+pub(super) const SESSION_STATE_SQL: &str = "SELECT id, account_id, email, role, is_active
+     FROM users
+     WHERE id = ?1 AND is_active = 1
+       AND EXISTS (SELECT 1 FROM refresh_tokens t
+                   WHERE t.session_id = ?2 AND t.user_id = users.id AND t.revoked_at IS NULL)";
 
 fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     Ok(User {
@@ -99,30 +99,17 @@ pub fn credentials_by_email(tx: &Tx<'_>, email: &str) -> Result<Option<Credentia
     Ok(found)
 }
 
-pub fn by_email(tx: &Tx<'_>, email: &str) -> Result<Option<User>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(
-            "SELECT id, account_id, email, role, is_active FROM users WHERE email = ?1",
-        )?
-        .query_row([email], user_from_row)
-        .optional()?)
-}
-
 /// See [`SESSION_STATE_SQL`].
-pub fn with_session_state(
+pub fn active_in_live_session(
     tx: &Tx<'_>,
     user_id: Uuid,
     session_id: Uuid,
-) -> Result<Option<(User, bool)>, DbError> {
-    let found = tx
+) -> Result<Option<User>, DbError> {
+    Ok(tx
         .conn()
         .prepare_cached(SESSION_STATE_SQL)?
-        .query_row(params![user_id.to_string(), session_id.to_string()], |r| {
-            Ok((user_from_row(r)?, r.get::<_, bool>(5)?))
-        })
-        .optional()?;
-    Ok(found)
+        .query_row(params![user_id.to_string(), session_id.to_string()], user_from_row)
+        .optional()?)
 }
 
 pub fn is_active(tx: &Tx<'_>, user_id: Uuid) -> Result<bool, DbError> {

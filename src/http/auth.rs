@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -26,12 +26,9 @@ pub struct RefreshBody {
     refresh_token: String,
 }
 
-/// Answers of the token endpoints — tokens or refusals — must never be cached.
-fn no_store(result: Result<TokenPair, ApiError>) -> Response {
-    let mut response = match result {
-        Ok(pair) => Json(pair).into_response(),
-        Err(e) => e.into_response(),
-    };
+/// Layered on the token endpoints: their answers — tokens, refusals, body errors — must
+/// never be cached.
+pub(super) async fn no_store(mut response: Response) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
@@ -41,18 +38,16 @@ pub async fn login(
     Now(now): Now,
     client: ClientInfo,
     ApiJson(body): ApiJson<LoginBody>,
-) -> Response {
-    no_store(
-        sessions::login(&state, &body.email, body.password, client, now).await.map_err(Into::into),
-    )
+) -> Result<Json<TokenPair>, ApiError> {
+    Ok(Json(sessions::login(&state, &body.email, body.password, client, now).await?))
 }
 
 pub async fn refresh(
     State(state): State<AppState>,
     Now(now): Now,
     ApiJson(body): ApiJson<RefreshBody>,
-) -> Response {
-    no_store(sessions::refresh(&state, &body.refresh_token, now).await.map_err(Into::into))
+) -> Result<Json<TokenPair>, ApiError> {
+    Ok(Json(sessions::refresh(&state, &body.refresh_token, now).await?))
 }
 
 pub async fn logout(

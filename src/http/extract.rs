@@ -40,29 +40,34 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Two passes: syntax first (so a malformed document is a 400 even when it also holds a
-/// wrong type), then the typed read, straight from the bytes, so serde sees duplicate
-/// keys and unknown fields.
-pub(crate) fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    // JSON is UTF-8 (RFC 8259); serde_json's syntax pass does not look inside strings.
-    std::str::from_utf8(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
-    serde_json::from_slice::<serde::de::IgnoredAny>(body).map_err(|e| {
-        // serde_json files a number beyond f64 (`1e400`) under syntax errors, but the JSON
-        // is well-formed: it is a value out of range, which is a 422. serde_json exposes
-        // no error code, only this message.
-        if e.to_string().starts_with("number out of range") {
-            ApiError::Unprocessable(format!("invalid request body: {e}"))
-        } else {
-            ApiError::MalformedJson(e.to_string())
-        }
-    })?;
+/// The typed read first, straight from the bytes (serde sees duplicate keys and unknown
+/// fields). Only when it fails is the body checked for well-formedness, to tell 400
+/// (not JSON: bad syntax, bad UTF-8) from 422 (JSON of the wrong shape).
+fn parse_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     // serde reads a struct from an array too; the contract wants objects only.
-    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(ApiError::Unprocessable("request body must be a JSON object".into()));
+    let is_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    match serde_json::from_slice::<T>(body) {
+        Ok(value) if is_object => Ok(value),
+        Ok(_) => Err(ApiError::Unprocessable("request body must be a JSON object".into())),
+        Err(typed) => {
+            std::str::from_utf8(body).map_err(|e| ApiError::MalformedJson(e.to_string()))?;
+            match serde_json::from_slice::<serde::de::IgnoredAny>(body) {
+                // serde_json files a number beyond f64 (`1e400`) under syntax errors, but
+                // such JSON is well-formed: a value out of range, so 422. serde_json has no
+                // public error code for it, only this message.
+                Err(e) if !e.to_string().starts_with("number out of range") => {
+                    Err(ApiError::MalformedJson(e.to_string()))
+                }
+                _ if !is_object => {
+                    Err(ApiError::Unprocessable("request body must be a JSON object".into()))
+                }
+                _ => Err(ApiError::Unprocessable(format!(
+                    "invalid request body: {}",
+                    strip_position(&typed)
+                ))),
+            }
+        }
     }
-    serde_json::from_slice(body).map_err(|e| {
-        ApiError::Unprocessable(format!("invalid request body: {}", strip_position(&e)))
-    })
 }
 
 /// serde_json appends " at line L column C"; the body is one line of JSON for most
@@ -79,9 +84,13 @@ fn is_json(content_type: Option<&header::HeaderValue>) -> bool {
     let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json"
-        || essence.strip_prefix("application/").is_some_and(|sub| sub.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let Some((kind, sub)) = essence.split_once('/') else {
+        return false;
+    };
+    let suffix_json =
+        sub.len() > 5 && sub.get(sub.len() - 5..).is_some_and(|t| t.eq_ignore_ascii_case("+json"));
+    kind.eq_ignore_ascii_case("application") && (sub.eq_ignore_ascii_case("json") || suffix_json)
 }
 
 /// A query string of type `T`; anything it cannot parse is a 422.

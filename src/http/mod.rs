@@ -11,7 +11,7 @@ mod test_clock;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::middleware::{self, Next};
+use axum::middleware::{self, Next, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::LatencyUnit;
@@ -24,13 +24,25 @@ use crate::state::AppState;
 
 pub use extract::{ApiJson, ApiQuery, Now};
 
+/// Serves `state`'s router on `listener` until `shutdown` resolves, then lets in-flight
+/// requests finish. Client addresses reach the handlers (kept with sessions at login).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
+}
+
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
-        .route("/auth/login", post(auth::login))
-        .route("/auth/refresh", post(auth::refresh))
+        .route("/auth/login", post(auth::login).layer(map_response(auth::no_store)))
+        .route("/auth/refresh", post(auth::refresh).layer(map_response(auth::no_store)))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
         .route(
@@ -58,14 +70,15 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// The span every request's logs carry: method and matched route (never the raw URI or
-/// headers, which can hold tokens); the user id is filled in once authenticated.
+/// headers, which can hold tokens); user and account are filled in once authenticated.
 fn request_span(req: &Request) -> tracing::Span {
     let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     tracing::info_span!(
         "request",
         method = %req.method(),
         route,
-        user_id = tracing::field::Empty
+        user_id = tracing::field::Empty,
+        account_id = tracing::field::Empty
     )
 }
 

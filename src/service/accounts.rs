@@ -14,7 +14,7 @@ use crate::policy::{Bounds, Overrides, PolicyChange, SessionPolicy};
 pub async fn create(db: &Db, name: String, now: DateTime<Utc>) -> Result<Uuid, Error> {
     let name = name.trim().to_owned();
     if name.is_empty() {
-        return Err(Error::Invalid("--name must not be empty".into()));
+        return Err(Error::Invalid("name must not be empty".into()));
     }
     db.write(move |tx| -> Result<Uuid, Error> {
         let id = Uuid::new_v4();
@@ -39,10 +39,6 @@ pub async fn create(db: &Db, name: String, now: DateTime<Utc>) -> Result<Uuid, E
 pub async fn policy(db: &Db, bounds: Bounds, account_id: Uuid) -> Result<SessionPolicy, Error> {
     let overrides = db.read(move |tx| accounts::overrides(tx, account_id)).await?;
     Ok(bounds.view(overrides))
-}
-
-fn overrides_json(o: Overrides) -> serde_json::Value {
-    json!({ "idle_minutes": o.idle_minutes, "absolute_minutes": o.absolute_minutes })
 }
 
 /// Validates and applies a merge-patch to the account's overrides, with its audit row,
@@ -70,8 +66,8 @@ pub async fn change_policy(
                     resource_type: "account",
                     resource_id: Some(account_id.to_string()),
                     details: json!({
-                        "old": overrides_json(old),
-                        "new": overrides_json(new),
+                        "old": old,
+                        "new": new,
                         "effective_old": eff_old,
                         "effective_new": eff_new,
                     }),
@@ -92,8 +88,9 @@ pub enum RevokeScope {
     Others,
 }
 
-/// Revokes the account's live refresh tokens — all, or all but the caller's — as one
-/// UPDATE, with exactly one audit row, in one transaction. Returns how many.
+/// Revokes the account's live refresh tokens — all, or all but every session of the
+/// calling user — as one UPDATE, with exactly one audit row, in one transaction.
+/// Returns how many.
 pub async fn revoke_sessions(
     db: &Db,
     actor: &User,
@@ -124,7 +121,7 @@ pub async fn revoke_sessions(
     .await
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct AuditPage {
     pub items: Vec<audit_events::Event>,
     pub next_before: Option<Uuid>,

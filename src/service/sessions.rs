@@ -3,11 +3,13 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde_json::json;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Error, RefreshDenied, normalize_email};
 use crate::auth::refresh;
-use crate::db::{Tx, audit_events, refresh_tokens, users};
+use crate::db::users::User;
+use crate::db::{Db, Tx, audit_events, refresh_tokens, users};
 use crate::policy::Expiry;
 use crate::state::AppState;
 
@@ -42,39 +44,18 @@ pub async fn login(
 ) -> Result<TokenPair, Error> {
     let email = normalize_email(email);
     let creds = state.db.read(move |tx| users::credentials_by_email(tx, &email)).await?;
-    let phc = creds.as_ref().map(|c| c.password_hash.clone());
+    let (user, phc) = creds.map(|c| (c.user, c.password_hash)).unzip();
     let password_ok = state.hasher.verify(password, phc).await?;
-    let Some(creds) = creds else {
+    let Some(user) = user else {
         return Err(Error::InvalidCredentials);
     };
-    let user = creds.user;
     if !password_ok || !user.is_active {
         let reason = if password_ok { "user_inactive" } else { "invalid_password" };
-        // Written after answering: a known email must not take longer to refuse than an
-        // unknown one (which has no account to file a row under), or its answer time
-        // would tell which emails exist.
-        let db = state.db.clone();
-        tokio::spawn(async move {
-            let written = db
-                .write(move |tx| {
-                    audit_events::insert(
-                        tx,
-                        &audit_events::NewEvent {
-                            account_id: user.account_id,
-                            user_id: Some(user.id),
-                            action: "auth.login_failed",
-                            resource_type: "user",
-                            resource_id: Some(user.id.to_string()),
-                            details: json!({ "reason": reason, "ip": client.ip }),
-                        },
-                        now,
-                    )
-                })
-                .await;
-            if let Err(e) = written {
-                tracing::error!(error = format!("{e:#}"), "cannot write auth.login_failed");
-            }
-        });
+        // Not awaited: a known email must not take longer to refuse than an unknown one
+        // (which has no account to file a row under), or the answer time would tell
+        // which emails exist. Tracked, so a graceful shutdown still writes it.
+        let write = audit_login_failed(state.db.clone(), user, reason, client.ip, now);
+        state.background.spawn(write.instrument(tracing::Span::current()));
         return Err(Error::InvalidCredentials);
     }
 
@@ -88,15 +69,14 @@ pub async fn login(
                 return Err(Error::InvalidCredentials);
             }
             let session_id = Uuid::new_v4();
-            refresh_tokens::insert(
+            refresh_tokens::insert_session(
                 tx,
-                &refresh_tokens::NewToken {
+                &refresh_tokens::NewSession {
                     id: Uuid::new_v4(),
                     session_id,
                     user_id: user.id,
                     token_hash: &minted.hash,
-                    session_started_at: now,
-                    issued_at: now,
+                    now,
                     user_agent: client.user_agent.as_deref(),
                     ip: client.ip.as_deref(),
                 },
@@ -117,6 +97,26 @@ pub async fn login(
         })
         .await?;
     Ok(pair(state, access_token, minted.token))
+}
+
+async fn audit_login_failed(
+    db: Db,
+    user: User,
+    reason: &'static str,
+    ip: Option<String>,
+    now: DateTime<Utc>,
+) {
+    let event = audit_events::NewEvent {
+        account_id: user.account_id,
+        user_id: Some(user.id),
+        action: "auth.login_failed",
+        resource_type: "user",
+        resource_id: Some(user.id.to_string()),
+        details: json!({ "reason": reason, "ip": ip }),
+    };
+    if let Err(e) = db.write(move |tx| audit_events::insert(tx, &event, now)).await {
+        tracing::error!(error = format!("{e:#}"), "cannot write auth.login_failed");
+    }
 }
 
 fn pair(state: &AppState, access_token: String, refresh_token: String) -> TokenPair {
@@ -147,19 +147,19 @@ pub async fn refresh(
                 return Ok(Err(RefreshDenied::InvalidToken));
             };
             if let Some(revoked_at) = p.revoked_at {
-                if p.replaced_by.is_some() && now - revoked_at > grace {
+                if p.rotated && now - revoked_at > grace {
                     revoke_reused_session(tx, &p, now)?;
                 }
                 return Ok(Err(RefreshDenied::InvalidToken));
             }
             if !p.user_active {
-                refresh_tokens::revoke(tx, p.id, now)?;
+                refresh_tokens::revoke_token(tx, p.id, None, now)?;
                 return Ok(Err(RefreshDenied::InvalidToken));
             }
             if let Some(expiry) =
                 bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
             {
-                refresh_tokens::revoke(tx, p.id, now)?;
+                refresh_tokens::revoke_token(tx, p.id, None, now)?;
                 return Ok(Err(match expiry {
                     Expiry::Absolute { limit_minutes } => {
                         RefreshDenied::AbsoluteTimeout { limit_minutes }
@@ -168,22 +168,10 @@ pub async fn refresh(
                 }));
             }
             let successor = Uuid::new_v4();
-            if !refresh_tokens::rotate(tx, p.id, successor, now)? {
+            if !refresh_tokens::revoke_token(tx, p.id, Some(successor), now)? {
                 return Ok(Err(RefreshDenied::InvalidToken));
             }
-            refresh_tokens::insert(
-                tx,
-                &refresh_tokens::NewToken {
-                    id: successor,
-                    session_id: p.session_id,
-                    user_id: p.user_id,
-                    token_hash: &minted.hash,
-                    session_started_at: p.session_started_at,
-                    issued_at: now,
-                    user_agent: p.user_agent.as_deref(),
-                    ip: p.ip.as_deref(),
-                },
-            )?;
+            refresh_tokens::insert_successor(tx, p.id, successor, &minted.hash, now)?;
             // Signed inside the transaction: if signing failed, the rotation rolls back
             // and the presented token stays valid.
             let access =
@@ -223,7 +211,12 @@ fn revoke_reused_session(
         },
         now,
     )?;
-    tracing::warn!(session_id = %p.session_id, user_id = %p.user_id, revoked, "refresh token reuse detected: session revoked");
+    tracing::warn!(
+        session_id = %p.session_id,
+        user_id = %p.user_id,
+        revoked,
+        "refresh token reuse detected: session revoked"
+    );
     Ok(())
 }
 
@@ -233,20 +226,20 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
     state
         .db
         .write(move |tx| -> Result<(), Error> {
-            let Some(s) = refresh_tokens::session_of(tx, &hash)? else {
+            let Some(p) = refresh_tokens::find_presented(tx, &hash)? else {
                 return Ok(());
             };
-            let revoked = refresh_tokens::revoke_session(tx, s.session_id, now)?;
+            let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
             if revoked > 0 {
                 audit_events::insert(
                     tx,
                     &audit_events::NewEvent {
-                        account_id: s.account_id,
-                        user_id: Some(s.user_id),
+                        account_id: p.account_id,
+                        user_id: Some(p.user_id),
                         action: "auth.logout",
                         resource_type: "session",
-                        resource_id: Some(s.session_id.to_string()),
-                        details: json!({ "session_id": s.session_id }),
+                        resource_id: Some(p.session_id.to_string()),
+                        details: json!({ "session_id": p.session_id }),
                     },
                     now,
                 )?;

@@ -60,7 +60,8 @@ pub async fn create(
 pub async fn disable(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(Uuid, usize), Error> {
     let email = normalize_email(email);
     db.write(move |tx| -> Result<(Uuid, usize), Error> {
-        let user = users::by_email(tx, &email)?
+        let user = users::credentials_by_email(tx, &email)?
+            .map(|c| c.user)
             .ok_or_else(|| Error::NotFound(format!("no user with email {email}")))?;
         users::deactivate(tx, user.id)?;
         let revoked = refresh_tokens::revoke_user(tx, user.id, now)?;

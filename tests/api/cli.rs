@@ -118,6 +118,9 @@ fn configuration_errors_exit_2_naming_the_key() {
         ("[session]\nidle_minutes_default = 20000\n", "idle_minutes_default"),
         ("[session]\nidle_minutes_max = \"lots\"\n", "idle_minutes_max"),
         ("[auth]\njwt_secret = \"too-short\"\n", "jwt_secret"),
+        ("[auth]\njwt_secret = 987654321987654321987654321\n", "jwt_secret"),
+        ("[auth]\njwt_secret = 98765\n", "jwt_secret"),
+        ("[auth]\njwt_secret = \"unterminated-98765-secret\n", "jwt_secret"),
         ("[database]\npool_size = 0\n", "pool_size"),
         ("[server]\nlisten = \"not an address\"\n", "listen"),
         ("[server]\nlog_format = \"xml\"\n", "log_format"),
@@ -131,7 +134,9 @@ fn configuration_errors_exit_2_naming_the_key() {
         let out =
             run(dir.path(), &["migrate", "--config", &path, "--database", ":memory:"], &[], None);
         out.assert_fails(2, key);
-        assert!(!out.stderr.contains("too-short"), "the secret is never printed: {out:?}");
+        for secret in ["too-short", "98765"] {
+            assert!(!out.stderr.contains(secret), "the secret is never printed: {out:?}");
+        }
     }
     run(dir.path(), &["migrate", "--config", "/nonexistent/c.toml"], &[], None)
         .assert_fails(2, "--config");
