@@ -7,10 +7,11 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Error, RefreshDenied, normalize_email};
+use crate::auth::jwt::Keys;
 use crate::auth::refresh;
 use crate::db::users::User;
 use crate::db::{Db, Tx, audit_events, refresh_tokens, users};
-use crate::policy::Expiry;
+use crate::policy::{Bounds, Expiry};
 use crate::state::AppState;
 
 /// What the client told us about itself at login, kept with the session.
@@ -142,47 +143,56 @@ pub async fn refresh(
     let grace = TimeDelta::seconds(state.config.session.reuse_grace_seconds);
     let outcome = state
         .db
-        .write(move |tx| -> Result<Result<String, RefreshDenied>, Error> {
-            let Some(p) = refresh_tokens::find_presented(tx, &hash)? else {
-                return Ok(Err(RefreshDenied::InvalidToken));
-            };
-            if let Some(revoked_at) = p.revoked_at {
-                if p.rotated && now - revoked_at > grace {
-                    revoke_reused_session(tx, &p, now)?;
-                }
-                return Ok(Err(RefreshDenied::InvalidToken));
-            }
-            if !p.user_active {
-                refresh_tokens::revoke_token(tx, p.id, None, now)?;
-                return Ok(Err(RefreshDenied::InvalidToken));
-            }
-            if let Some(expiry) =
-                bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
-            {
-                refresh_tokens::revoke_token(tx, p.id, None, now)?;
-                return Ok(Err(match expiry {
-                    Expiry::Absolute { limit_minutes } => {
-                        RefreshDenied::AbsoluteTimeout { limit_minutes }
-                    }
-                    Expiry::Idle { limit_minutes } => RefreshDenied::IdleTimeout { limit_minutes },
-                }));
-            }
-            let successor = Uuid::new_v4();
-            if !refresh_tokens::revoke_token(tx, p.id, Some(successor), now)? {
-                return Ok(Err(RefreshDenied::InvalidToken));
-            }
-            refresh_tokens::insert_successor(tx, p.id, successor, &minted.hash, now)?;
-            // Signed inside the transaction: if signing failed, the rotation rolls back
-            // and the presented token stays valid.
-            let access =
-                keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
-            Ok(Ok(access))
-        })
+        .write(move |tx| exchange(tx, &hash, &minted.hash, now, bounds, grace, &keys))
         .await?;
     match outcome {
         Ok(access) => Ok(pair(state, access, minted.token)),
         Err(denied) => Err(Error::RefreshDenied(denied)),
     }
+}
+
+/// The refresh decision, inside its write transaction, in the contract's order. A
+/// refusal still commits what it revoked. Answers the new access token on success.
+fn exchange(
+    tx: &Tx<'_>,
+    presented_hash: &[u8],
+    successor_hash: &[u8],
+    now: DateTime<Utc>,
+    bounds: Bounds,
+    reuse_grace: TimeDelta,
+    keys: &Keys,
+) -> Result<Result<String, RefreshDenied>, Error> {
+    let Some(p) = refresh_tokens::find_presented(tx, presented_hash)? else {
+        return Ok(Err(RefreshDenied::InvalidToken));
+    };
+    if let Some(revoked_at) = p.revoked_at {
+        if p.rotated && now - revoked_at > reuse_grace {
+            revoke_reused_session(tx, &p, now)?;
+        }
+        return Ok(Err(RefreshDenied::InvalidToken));
+    }
+    if !p.user_active {
+        refresh_tokens::revoke_token(tx, p.id, None, now)?;
+        return Ok(Err(RefreshDenied::InvalidToken));
+    }
+    if let Some(expiry) =
+        bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
+    {
+        refresh_tokens::revoke_token(tx, p.id, None, now)?;
+        return Ok(Err(match expiry {
+            Expiry::Absolute { limit_minutes } => RefreshDenied::AbsoluteTimeout { limit_minutes },
+            Expiry::Idle { limit_minutes } => RefreshDenied::IdleTimeout { limit_minutes },
+        }));
+    }
+    let successor = Uuid::new_v4();
+    if !refresh_tokens::revoke_token(tx, p.id, Some(successor), now)? {
+        return Ok(Err(RefreshDenied::InvalidToken));
+    }
+    refresh_tokens::insert_successor(tx, p.id, successor, successor_hash, now)?;
+    // Signed inside the transaction: if signing failed, the rotation rolls back and the
+    // presented token stays valid.
+    let access = keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
+    Ok(Ok(access))
 }
 
 /// A token already exchanged by rotation came back after the grace window: someone holds
