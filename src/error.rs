@@ -5,9 +5,12 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::db::DbError;
+use crate::revocation::Reason;
 use crate::service::{self, RefreshDenied};
 
 #[derive(Debug, thiserror::Error)]
@@ -83,8 +86,11 @@ impl IntoResponse for ApiError {
             ApiError::MalformedJson(why) => tracing::debug!(why, "malformed JSON body"),
             _ => {}
         }
-        let mut response =
-            (self.status(), Json(json!({ "detail": self.detail() }))).into_response();
+        let body = match self {
+            ApiError::RefreshDenied(d) => json!(RefreshRefusal::from(d)),
+            _ => json!({ "detail": self.detail() }),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, ApiError::NotAuthenticated) {
             response
                 .headers_mut()
@@ -94,10 +100,34 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The body of a refused refresh: the contract's `detail`, which front ends already act
+/// on, and why (§4c).
+#[derive(Serialize)]
+struct RefreshRefusal {
+    detail: &'static str,
+    reason: Reason,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_minutes: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_event_id: Option<Uuid>,
+}
+
+impl From<RefreshDenied> for RefreshRefusal {
+    fn from(d: RefreshDenied) -> Self {
+        RefreshRefusal {
+            detail: d.detail(),
+            reason: d.reason(),
+            limit_minutes: d.limit_minutes(),
+            audit_event_id: d.audit_event_id(),
+        }
+    }
+}
+
 impl From<service::Error> for ApiError {
     fn from(e: service::Error) -> Self {
         match e {
             service::Error::InvalidCredentials => ApiError::InvalidCredentials,
+            service::Error::WrongPassword => ApiError::Forbidden("invalid_credentials"),
             service::Error::RefreshDenied(d) => ApiError::RefreshDenied(d),
             service::Error::Policy(p) => ApiError::Unprocessable(p.to_string()),
             service::Error::Invalid(msg) => ApiError::Unprocessable(msg),

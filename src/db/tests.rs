@@ -24,6 +24,8 @@ fn hot_statements_use_indexes_not_scans() {
     let cases = [
         (refresh_tokens::FIND_PRESENTED_SQL, "sqlite_autoindex_refresh_tokens"),
         (refresh_tokens::REVOKE_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
+        (refresh_tokens::COUNT_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
+        (refresh_tokens::LIVE_SESSION_TIMES_SQL, "refresh_tokens_active_by_user"),
         (refresh_tokens::REVOKE_SESSION_SQL, "refresh_tokens_active_by_session"),
         (refresh_tokens::REVOKE_USER_SQL, "refresh_tokens_active_by_user"),
         (users::SESSION_STATE_SQL, "refresh_tokens_active_by_session"),
@@ -34,9 +36,15 @@ fn hot_statements_use_indexes_not_scans() {
         assert!(plan.contains(index), "{sql} should use {index}:\n{plan}");
     }
     // The account's users are found through their index too.
-    let plan = plan(&db, refresh_tokens::REVOKE_ACCOUNT_SQL);
-    assert!(plan.contains("users_by_account"), "{plan}");
-    assert!(!plan.contains("SCAN users"), "{plan}");
+    for sql in [
+        refresh_tokens::REVOKE_ACCOUNT_SQL,
+        refresh_tokens::COUNT_ACCOUNT_SQL,
+        refresh_tokens::LIVE_SESSION_TIMES_SQL,
+    ] {
+        let plan = plan(&db, sql);
+        assert!(plan.contains("users_by_account"), "{plan}");
+        assert!(!plan.contains("SCAN users"), "{plan}");
+    }
 }
 
 #[test]

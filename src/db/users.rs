@@ -129,3 +129,18 @@ pub fn deactivate(tx: &Tx<'_>, user_id: Uuid) -> Result<(), DbError> {
     }
     Ok(())
 }
+
+/// Replaces the password hash, if it is still `expected`: two concurrent changes cannot
+/// both pass a check against the old password. False when it was not.
+pub fn replace_password_hash(
+    tx: &Tx<'_>,
+    user_id: Uuid,
+    expected: &str,
+    new_hash: &str,
+) -> Result<bool, DbError> {
+    let changed = tx.conn().execute(
+        "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2 AND is_active = 1",
+        params![user_id.to_string(), expected, new_hash],
+    )?;
+    Ok(changed == 1)
+}

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::{ApiJson, ApiQuery, Now};
@@ -18,12 +19,14 @@ pub async fn get_policy(
     Ok(Json(accounts::policy(&state.db, state.bounds, caller.user.account_id).await?))
 }
 
-/// The writing endpoints take no query parameters. Refusing unknown ones matters: a
-/// client asking for a preview (`?dry_run=true`, not served here) must not get the real
-/// change instead.
+/// The writing endpoints' one query parameter. Unknown ones are refused (422): a client
+/// that misspells `dry_run` must not get the real change instead of a preview.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NoQuery {}
+pub struct DryRun {
+    #[serde(default)]
+    dry_run: bool,
+}
 
 /// Merge-patch body: a key left out is unchanged, `null` clears, an integer sets.
 #[derive(Deserialize)]
@@ -35,16 +38,24 @@ pub struct PolicyPatchBody {
     absolute_minutes: Patch<i64>,
 }
 
+/// The policy after the change; with `?dry_run=true`, the policy it would be and
+/// `sessions_ending`, nothing written.
 pub async fn patch_policy(
     State(state): State<AppState>,
     Now(now): Now,
     Owner(caller): Owner,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
+    ApiQuery(query): ApiQuery<DryRun>,
     ApiJson(body): ApiJson<PolicyPatchBody>,
-) -> Result<Json<SessionPolicy>, ApiError> {
+) -> Result<Response, ApiError> {
     let change =
         PolicyChange { idle_minutes: body.idle_minutes, absolute_minutes: body.absolute_minutes };
-    Ok(Json(accounts::change_policy(&state.db, state.bounds, &caller.user, change, now).await?))
+    let (db, bounds) = (&state.db, state.bounds);
+    Ok(if query.dry_run {
+        let account = caller.user.account_id;
+        Json(accounts::preview_policy(db, bounds, account, change, now).await?).into_response()
+    } else {
+        Json(accounts::change_policy(db, bounds, &caller.user, change, now).await?).into_response()
+    })
 }
 
 #[derive(Deserialize)]
@@ -57,15 +68,19 @@ pub struct RevokeBody {
 #[derive(Serialize)]
 pub struct Revoked {
     revoked_count: usize,
+    /// Present (and true) only on a preview.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    dry_run: bool,
 }
 
 pub async fn revoke_sessions(
     State(state): State<AppState>,
     Now(now): Now,
     Owner(caller): Owner,
-    ApiQuery(NoQuery {}): ApiQuery<NoQuery>,
+    ApiQuery(DryRun { dry_run }): ApiQuery<DryRun>,
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> Result<Json<Revoked>, ApiError> {
-    let revoked_count = accounts::revoke_sessions(&state.db, &caller.user, body.scope, now).await?;
-    Ok(Json(Revoked { revoked_count }))
+    let revoked_count =
+        accounts::revoke_sessions(&state.db, &caller.user, body.scope, dry_run, now).await?;
+    Ok(Json(Revoked { revoked_count, dry_run }))
 }

@@ -59,6 +59,38 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    current_password: String,
+    new_password: String,
+    #[serde(default = "yes")]
+    sign_out_other_sessions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn change_password(
+    State(state): State<AppState>,
+    Now(now): Now,
+    caller: AuthUser,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let PasswordBody { current_password, new_password, sign_out_other_sessions } = body;
+    sessions::change_password(
+        &state,
+        &caller,
+        current_password,
+        new_password,
+        sign_out_other_sessions,
+        now,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Serialize)]
 pub struct Me {
     id: Uuid,

@@ -45,6 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/refresh", post(auth::refresh).layer(map_response(auth::no_store)))
         .route("/auth/logout", post(auth::logout))
         .route("/auth/me", get(auth::me))
+        .route("/auth/password", post(auth::change_password))
         .route(
             "/accounts/me/security",
             get(account_security::get_policy).patch(account_security::patch_policy),

@@ -6,23 +6,54 @@ pub mod accounts;
 pub mod sessions;
 pub mod users;
 
+use uuid::Uuid;
+
 use crate::db::DbError;
 use crate::policy::PolicyError;
+use crate::revocation::Reason;
 
-/// Why a refresh was refused. The `detail` strings are the contract's.
+/// Why a refresh was refused: the contract's `detail`, plus (§4c) a `reason` and, where
+/// it applies, the limit that ran out or the audit event that revoked the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshDenied {
-    InvalidToken,
+    InvalidToken { reason: Reason, audit_event_id: Option<Uuid> },
     IdleTimeout { limit_minutes: i64 },
     AbsoluteTimeout { limit_minutes: i64 },
 }
 
 impl RefreshDenied {
+    pub fn invalid(reason: Reason) -> Self {
+        RefreshDenied::InvalidToken { reason, audit_event_id: None }
+    }
+
     pub fn detail(self) -> &'static str {
         match self {
-            RefreshDenied::InvalidToken => "invalid_refresh_token",
+            RefreshDenied::InvalidToken { .. } => "invalid_refresh_token",
             RefreshDenied::IdleTimeout { .. } => "session_idle_timeout",
             RefreshDenied::AbsoluteTimeout { .. } => "session_absolute_timeout",
+        }
+    }
+
+    pub fn reason(self) -> Reason {
+        match self {
+            RefreshDenied::InvalidToken { reason, .. } => reason,
+            RefreshDenied::IdleTimeout { .. } => Reason::IdleTimeout,
+            RefreshDenied::AbsoluteTimeout { .. } => Reason::AbsoluteTimeout,
+        }
+    }
+
+    pub fn limit_minutes(self) -> Option<i64> {
+        match self {
+            RefreshDenied::InvalidToken { .. } => None,
+            RefreshDenied::IdleTimeout { limit_minutes }
+            | RefreshDenied::AbsoluteTimeout { limit_minutes } => Some(limit_minutes),
+        }
+    }
+
+    pub fn audit_event_id(self) -> Option<Uuid> {
+        match self {
+            RefreshDenied::InvalidToken { audit_event_id, .. } => audit_event_id,
+            _ => None,
         }
     }
 }
@@ -31,6 +62,10 @@ impl RefreshDenied {
 pub enum Error {
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// A signed-in user's password check failed (changing the password): 403, since the
+    /// caller is authenticated.
+    #[error("current password is wrong")]
+    WrongPassword,
     #[error("refresh refused: {}", .0.detail())]
     RefreshDenied(RefreshDenied),
     #[error(transparent)]

@@ -7,11 +7,13 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Error, RefreshDenied, normalize_email};
+use crate::auth::AuthUser;
 use crate::auth::jwt::Keys;
-use crate::auth::refresh;
+use crate::auth::{password, refresh};
 use crate::db::users::User;
 use crate::db::{Db, Tx, audit_events, refresh_tokens, users};
 use crate::policy::{Bounds, Expiry};
+use crate::revocation::{Reason, Stamp};
 use crate::state::AppState;
 
 /// What the client told us about itself at login, kept with the session.
@@ -163,30 +165,47 @@ fn exchange(
     keys: &Keys,
 ) -> Result<Result<String, RefreshDenied>, Error> {
     let Some(p) = refresh_tokens::find_presented(tx, presented_hash)? else {
-        return Ok(Err(RefreshDenied::InvalidToken));
+        return Ok(Err(RefreshDenied::invalid(Reason::UnknownToken)));
     };
     if let Some(revoked_at) = p.revoked_at {
-        if p.rotated && now - revoked_at > reuse_grace {
-            revoke_reused_session(tx, &p, now)?;
-        }
-        return Ok(Err(RefreshDenied::InvalidToken));
+        return Ok(Err(if p.rotated {
+            if now - revoked_at > reuse_grace {
+                RefreshDenied::InvalidToken {
+                    reason: Reason::ReuseDetected,
+                    audit_event_id: revoke_reused_session(tx, &p, now)?,
+                }
+            } else {
+                RefreshDenied::invalid(Reason::Rotated)
+            }
+        } else {
+            RefreshDenied::InvalidToken {
+                // Revoked before causes were recorded (schema version 1).
+                reason: p.revoke_reason.unwrap_or(Reason::UnknownToken),
+                audit_event_id: p.revoked_by_event,
+            }
+        }));
     }
     if !p.user_active {
-        refresh_tokens::revoke_token(tx, p.id, None, now)?;
-        return Ok(Err(RefreshDenied::InvalidToken));
+        refresh_tokens::revoke_token(tx, p.id, None, Stamp::new(now, Reason::UserDisabled))?;
+        return Ok(Err(RefreshDenied::invalid(Reason::UserDisabled)));
     }
     if let Some(expiry) =
         bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
     {
-        refresh_tokens::revoke_token(tx, p.id, None, now)?;
-        return Ok(Err(match expiry {
-            Expiry::Absolute { limit_minutes } => RefreshDenied::AbsoluteTimeout { limit_minutes },
-            Expiry::Idle { limit_minutes } => RefreshDenied::IdleTimeout { limit_minutes },
-        }));
+        let (denied, reason) = match expiry {
+            Expiry::Absolute { limit_minutes } => {
+                (RefreshDenied::AbsoluteTimeout { limit_minutes }, Reason::AbsoluteTimeout)
+            }
+            Expiry::Idle { limit_minutes } => {
+                (RefreshDenied::IdleTimeout { limit_minutes }, Reason::IdleTimeout)
+            }
+        };
+        refresh_tokens::revoke_token(tx, p.id, None, Stamp::new(now, reason))?;
+        return Ok(Err(denied));
     }
     let successor = Uuid::new_v4();
-    if !refresh_tokens::revoke_token(tx, p.id, Some(successor), now)? {
-        return Ok(Err(RefreshDenied::InvalidToken));
+    if !refresh_tokens::revoke_token(tx, p.id, Some(successor), Stamp::new(now, Reason::Rotated))? {
+        return Ok(Err(RefreshDenied::invalid(Reason::Rotated)));
     }
     refresh_tokens::insert_successor(tx, p.id, successor, successor_hash, now)?;
     // Signed inside the transaction: if signing failed, the rotation rolls back and the
@@ -196,21 +215,24 @@ fn exchange(
 }
 
 /// A token already exchanged by rotation came back after the grace window: someone holds
-/// a copy. End the whole session.
+/// a copy. End the whole session. Answers the audit event when it ended a live session.
 fn revoke_reused_session(
     tx: &Tx<'_>,
     p: &refresh_tokens::Presented,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
-    let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
+) -> Result<Option<Uuid>, Error> {
+    let event = Uuid::new_v4();
+    let stamp = Stamp::audited(now, Reason::ReuseDetected, event);
+    let revoked = refresh_tokens::revoke_session(tx, p.session_id, stamp)?;
     // Audited when it ended a live session. A replay against a session already over
     // changes nothing; auditing it would let anyone holding an old token grow the
     // audit table, one synced write per request.
     if revoked == 0 {
-        return Ok(());
+        return Ok(None);
     }
-    audit_events::insert(
+    audit_events::insert_with_id(
         tx,
+        event,
         &audit_events::NewEvent {
             account_id: p.account_id,
             user_id: Some(p.user_id),
@@ -227,7 +249,7 @@ fn revoke_reused_session(
         revoked,
         "refresh token reuse detected: session revoked"
     );
-    Ok(())
+    Ok(Some(event))
 }
 
 /// Ends the session the token belongs to. Unknown or already revoked tokens are fine.
@@ -239,10 +261,13 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
             let Some(p) = refresh_tokens::find_presented(tx, &hash)? else {
                 return Ok(());
             };
-            let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
+            let event = Uuid::new_v4();
+            let stamp = Stamp::audited(now, Reason::LoggedOut, event);
+            let revoked = refresh_tokens::revoke_session(tx, p.session_id, stamp)?;
             if revoked > 0 {
-                audit_events::insert(
+                audit_events::insert_with_id(
                     tx,
+                    event,
                     &audit_events::NewEvent {
                         account_id: p.account_id,
                         user_id: Some(p.user_id),
@@ -255,6 +280,62 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
                 )?;
             }
             Ok(())
+        })
+        .await
+}
+
+/// A signed-in user's password change (contract §4c). The caller's own session stays;
+/// with `sign_out_others`, every other session of theirs ends, stamped with the audit
+/// event. Answers how many tokens that revoked.
+pub async fn change_password(
+    state: &AppState,
+    caller: &AuthUser,
+    current: String,
+    new: String,
+    sign_out_others: bool,
+    now: DateTime<Utc>,
+) -> Result<usize, Error> {
+    password::check_new_password(&new).map_err(Error::Invalid)?;
+    let email = caller.user.email.clone();
+    let stored = state
+        .db
+        .read(move |tx| users::credentials_by_email(tx, &email))
+        .await?
+        .map(|c| c.password_hash)
+        .ok_or(Error::WrongPassword)?;
+    if !state.hasher.verify(current, Some(stored.clone())).await? {
+        return Err(Error::WrongPassword);
+    }
+    let new_hash = state.hasher.hash(new).await?;
+    let (user, keep) = (caller.user.clone(), caller.session_id);
+    state
+        .db
+        .write(move |tx| -> Result<usize, Error> {
+            // Changed by someone else since it was checked: the checked password is stale.
+            if !users::replace_password_hash(tx, user.id, &stored, &new_hash)? {
+                return Err(Error::WrongPassword);
+            }
+            let event = Uuid::new_v4();
+            let revoked = if sign_out_others {
+                let stamp = Stamp::audited(now, Reason::PasswordChanged, event);
+                refresh_tokens::revoke_user(tx, user.id, Some(keep), stamp)?
+            } else {
+                0
+            };
+            audit_events::insert_with_id(
+                tx,
+                event,
+                &audit_events::NewEvent {
+                    account_id: user.account_id,
+                    user_id: Some(user.id),
+                    action: "auth.password_changed",
+                    resource_type: "user",
+                    resource_id: Some(user.id.to_string()),
+                    details: json!({ "revoked_count": revoked }),
+                },
+                now,
+            )?;
+            Ok(revoked)
         })
         .await
 }
