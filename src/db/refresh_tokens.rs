@@ -240,13 +240,19 @@ pub(super) const LIVE_SESSION_TIMES_SQL: &str = "SELECT session_started_at, issu
      FROM refresh_tokens
      WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM users WHERE account_id = ?1)";
 
-/// When each live session of the account started and was last refreshed (its live
-/// token's `session_started_at`, `issued_at`): what a policy change is judged against.
-pub fn live_session_times(
-    tx: &Tx<'_>,
-    account_id: Uuid,
-) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, DbError> {
+/// When a live session started and was last refreshed (its live token's
+/// `session_started_at` and `issued_at`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimes {
+    pub started: DateTime<Utc>,
+    pub last_active: DateTime<Utc>,
+}
+
+/// Every live session of the account: what a policy change is judged against.
+pub fn live_session_times(tx: &Tx<'_>, account_id: Uuid) -> Result<Vec<SessionTimes>, DbError> {
     let mut stmt = tx.conn().prepare_cached(LIVE_SESSION_TIMES_SQL)?;
-    let rows = stmt.query_map([account_id.to_string()], |r| Ok((time(r, 0)?, time(r, 1)?)))?;
+    let rows = stmt.query_map([account_id.to_string()], |r| {
+        Ok(SessionTimes { started: time(r, 0)?, last_active: time(r, 1)? })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

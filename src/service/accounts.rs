@@ -118,9 +118,9 @@ pub async fn preview_policy(
         let (old_e, new_e) = (bounds.effective(old), bounds.effective(new));
         let sessions_ending = refresh_tokens::live_session_times(tx, account_id)?
             .into_iter()
-            .filter(|&(started, last_active)| {
-                old_e.expiry(now, started, last_active).is_none()
-                    && new_e.expiry(now, started, last_active).is_some()
+            .filter(|s| {
+                old_e.expiry(now, s.started, s.last_active).is_none()
+                    && new_e.expiry(now, s.started, s.last_active).is_some()
             })
             .count();
         Ok(PolicyPreview { policy: bounds.view(new), sessions_ending })
