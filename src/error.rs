@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::db::DbError;
@@ -88,7 +89,7 @@ impl IntoResponse for ApiError {
         }
         let body = match self {
             ApiError::RefreshDenied(d) => json!(RefreshRefusal::from(d)),
-            _ => json!({ "detail": self.detail() }),
+            _ => json!(ErrorBody { detail: self.detail() }),
         };
         let mut response = (self.status(), Json(body)).into_response();
         if matches!(self, ApiError::NotAuthenticated) {
@@ -100,14 +101,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every error's body but a refused refresh's.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A code such as `not_authenticated`, or a sentence for shape errors (422).
+    detail: &'a str,
+}
+
 /// The body of a refused refresh: the contract's `detail`, which front ends already act
 /// on, and why (§4c).
-#[derive(Serialize)]
-struct RefreshRefusal {
+#[derive(Serialize, ToSchema)]
+pub struct RefreshRefusal {
+    /// `invalid_refresh_token`, `session_idle_timeout` or `session_absolute_timeout`.
     detail: &'static str,
     reason: Reason,
+    /// The effective limit that ran out; on the two timeout details only.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit_minutes: Option<i64>,
+    /// The audit event of the action that revoked the token, where one did.
     #[serde(skip_serializing_if = "Option::is_none")]
     audit_event_id: Option<Uuid>,
 }

@@ -186,7 +186,7 @@ impl Effective {
 }
 
 /// `GET /accounts/me/security`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionPolicy {
     pub idle_minutes: Option<i64>,
     pub absolute_minutes: Option<i64>,

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 /// The `reason` of a refused refresh. All but `UnknownToken` are also stored on the
 /// token that was revoked (`refresh_tokens.revoke_reason`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
     UnknownToken,

@@ -93,11 +93,13 @@ pub async fn change_policy(
 }
 
 /// What a policy change would do, written nowhere.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PolicyPreview {
     #[serde(flatten)]
     pub policy: SessionPolicy,
     /// The sessions alive now that the new policy would end at their next refresh.
+    /// Only in the answer to `?dry_run=true`.
+    #[schema(required = false)]
     pub sessions_ending: usize,
 }
 
@@ -128,7 +130,9 @@ pub async fn preview_policy(
     .await
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RevokeScope {
     #[default]

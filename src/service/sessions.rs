@@ -24,11 +24,15 @@ pub struct ClientInfo {
 }
 
 /// The body of a login or refresh answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
+    /// An HS256 JWT for `Authorization: Bearer`.
     pub access_token: String,
+    /// Opaque; exchanged at `/auth/refresh`, one use each.
     pub refresh_token: String,
+    /// Always `bearer`.
     pub token_type: &'static str,
+    /// The access token's lifetime in seconds.
     pub expires_in: i64,
 }
 

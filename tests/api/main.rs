@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod cli;
 mod http;
+mod openapi;
 mod password;
 mod policy;
 mod preview;
