@@ -21,6 +21,8 @@ const MAX_LIMIT: u32 = 200;
 #[derive(Serialize, ToSchema)]
 pub struct AuditPageOut {
     items: Vec<AuditEventOut>,
+    /// Pass as `before` for the next page; `null` on a short (last) page.
+    #[schema(required = true)]
     next_before: Option<Uuid>,
 }
 
@@ -28,8 +30,11 @@ pub struct AuditPageOut {
 struct AuditEventOut {
     id: Uuid,
     action: String,
+    /// `null` for the operator's CLI.
+    #[schema(required = true)]
     user_id: Option<Uuid>,
     resource_type: String,
+    #[schema(required = true)]
     resource_id: Option<String>,
     #[schema(value_type = Object)]
     details: serde_json::Value,
