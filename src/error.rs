@@ -139,6 +139,7 @@ impl From<service::Error> for ApiError {
         match e {
             service::Error::InvalidCredentials => ApiError::InvalidCredentials,
             service::Error::WrongPassword => ApiError::Forbidden("invalid_credentials"),
+            service::Error::NotAuthenticated => ApiError::NotAuthenticated,
             service::Error::RefreshDenied(d) => ApiError::RefreshDenied(d),
             service::Error::Policy(p) => ApiError::Unprocessable(p.to_string()),
             service::Error::Invalid(msg) => ApiError::Unprocessable(msg),

@@ -68,16 +68,23 @@ pub struct Stamp {
     pub reason: Reason,
     /// The audit event of the action that revoked the token, when there is one.
     pub event: Option<Uuid>,
+    /// The limit a timeout applied, so that the token presented again can still say it.
+    pub limit_minutes: Option<i64>,
 }
 
 impl Stamp {
     pub fn new(at: DateTime<Utc>, reason: Reason) -> Self {
-        Stamp { at, reason, event: None }
+        Stamp { at, reason, event: None, limit_minutes: None }
     }
 
     /// A stamp that points at the audit event `event`, which the same transaction writes.
     pub fn audited(at: DateTime<Utc>, reason: Reason, event: Uuid) -> Self {
-        Stamp { at, reason, event: Some(event) }
+        Stamp { at, reason, event: Some(event), limit_minutes: None }
+    }
+
+    /// A timeout's stamp.
+    pub fn timed_out(at: DateTime<Utc>, reason: Reason, limit_minutes: i64) -> Self {
+        Stamp { at, reason, event: None, limit_minutes: Some(limit_minutes) }
     }
 }
 

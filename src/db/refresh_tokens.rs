@@ -36,11 +36,10 @@ pub struct Presented {
     pub session_started_at: DateTime<Utc>,
     pub issued_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// Whether it was exchanged by rotation (rather than revoked otherwise).
-    pub rotated: bool,
-    /// Why and by which audit event it was revoked (`None` before schema version 2).
-    pub revoke_reason: Option<Reason>,
-    pub revoked_by_event: Option<Uuid>,
+    /// The token it was exchanged for, when it was rotated (rather than revoked otherwise).
+    pub replaced_by: Option<Uuid>,
+    /// Why it was revoked (no reason before schema version 2).
+    pub end: Ended,
     pub overrides: Overrides,
 }
 
@@ -84,8 +83,9 @@ pub fn insert_successor(
 
 pub(super) const FIND_PRESENTED_SQL: &str =
     "SELECT t.id, t.session_id, t.user_id, u.account_id, u.is_active,
-            t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by IS NOT NULL,
-            t.revoke_reason, t.revoked_by_event, a.idle_minutes, a.absolute_minutes
+            t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by,
+            t.revoke_reason, t.revoked_by_event, t.revoke_limit_minutes,
+            a.idle_minutes, a.absolute_minutes
      FROM refresh_tokens t
      JOIN users u ON u.id = t.user_id
      JOIN accounts a ON a.id = u.account_id
@@ -106,10 +106,9 @@ pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented
                 session_started_at: time(r, 5)?,
                 issued_at: time(r, 6)?,
                 revoked_at: opt_time(r, 7)?,
-                rotated: r.get(8)?,
-                revoke_reason: r.get::<_, Option<String>>(9)?.as_deref().and_then(Reason::parse),
-                revoked_by_event: opt_uuid(r, 10)?,
-                overrides: Overrides { idle_minutes: r.get(11)?, absolute_minutes: r.get(12)? },
+                replaced_by: opt_uuid(r, 8)?,
+                end: ended(r, 9)?,
+                overrides: Overrides { idle_minutes: r.get(12)?, absolute_minutes: r.get(13)? },
             })
         })
         .optional()?)
@@ -136,11 +135,13 @@ pub fn revoke_token(
         .prepare_cached(concat!(
             "UPDATE refresh_tokens SET ",
             stamp_columns!(),
-            ", replaced_by = :successor WHERE id = :id AND revoked_at IS NULL"
+            ", replaced_by = :successor, revoke_limit_minutes = :limit",
+            " WHERE id = :id AND revoked_at IS NULL"
         ))?
         .execute(named_params! {
             ":id": id.to_string(),
             ":successor": successor.map(|s| s.to_string()),
+            ":limit": stamp.limit_minutes,
             ":at": to_ms(stamp.at),
             ":reason": stamp.reason.as_str(),
             ":event": stamp.event.map(|e| e.to_string()),
@@ -234,6 +235,45 @@ pub fn count_account(
         |r| r.get(0),
     )?;
     usize::try_from(n).map_err(|e| DbError::Other(e.into()))
+}
+
+/// How a session ended, read off its last token: the one a rotated token's chain of
+/// successors leads to. Followed by primary key, one step per rotation.
+pub(super) const CHAIN_END_SQL: &str = "WITH RECURSIVE chain (id, next, depth) AS (
+         SELECT id, replaced_by, 0 FROM refresh_tokens WHERE id = ?1
+         UNION ALL
+         SELECT t.id, t.replaced_by, c.depth + 1
+         FROM refresh_tokens t JOIN chain c ON t.id = c.next
+         WHERE c.depth < 10000)
+     SELECT t.revoke_reason, t.revoked_by_event, t.revoke_limit_minutes
+     FROM chain c JOIN refresh_tokens t ON t.id = c.id
+     WHERE c.next IS NULL AND t.revoked_at IS NOT NULL";
+
+/// Why the chain that starts at `successor` ended, if it has ended (and its rows are
+/// still there: pruning removes old history).
+pub fn chain_end(tx: &Tx<'_>, successor: Uuid) -> Result<Option<Ended>, DbError> {
+    Ok(tx
+        .conn()
+        .prepare_cached(CHAIN_END_SQL)?
+        .query_row([successor.to_string()], |r| ended(r, 0))
+        .optional()?)
+}
+
+/// What a revoked token records about its end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ended {
+    pub reason: Option<Reason>,
+    pub event: Option<Uuid>,
+    pub limit_minutes: Option<i64>,
+}
+
+/// `revoke_reason, revoked_by_event, revoke_limit_minutes` from column `i` on.
+fn ended(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Ended> {
+    Ok(Ended {
+        reason: r.get::<_, Option<String>>(i)?.as_deref().and_then(Reason::parse),
+        event: opt_uuid(r, i + 1)?,
+        limit_minutes: r.get(i + 2)?,
+    })
 }
 
 pub(super) const LIVE_SESSION_TIMES_SQL: &str = "SELECT session_started_at, issued_at

@@ -60,10 +60,6 @@ impl Document {
         add_bounds(&mut v, bounds);
         Document(v.to_string().into())
     }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.0).unwrap_or(Value::Null)
-    }
 }
 
 /// The OpenAPI 3.1 description of every route of this server.
@@ -80,7 +76,10 @@ fn add_shared_errors(v: &mut Value) {
     for item in paths.values_mut().filter_map(Value::as_object_mut) {
         for op in item.values_mut().filter_map(Value::as_object_mut) {
             let authenticated = op.contains_key("security");
-            let owner_only = op["tags"].as_array().is_some_and(|t| t.contains(&json!("owner")));
+            let owner_only = op
+                .get("tags")
+                .and_then(Value::as_array)
+                .is_some_and(|t| t.contains(&json!("owner")));
             let has_body = op.contains_key("requestBody");
             let has_params =
                 op.get("parameters").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
@@ -119,7 +118,12 @@ fn add_error(responses: &mut Map<String, Value>, status: &str, description: &str
 
 /// The configured bounds of the policy overrides, as JSON Schema limits.
 fn add_bounds(v: &mut Value, b: Bounds) {
-    let props = &mut v["components"]["schemas"]["PolicyPatchBody"]["properties"];
+    let Some(props) = v
+        .pointer_mut("/components/schemas/PolicyPatchBody/properties")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
     for (key, min, max) in [
         ("idle_minutes", b.idle_min, b.idle_max),
         ("absolute_minutes", b.absolute_min, b.absolute_max),

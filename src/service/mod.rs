@@ -16,14 +16,23 @@ use crate::revocation::Reason;
 /// it applies, the limit that ran out or the audit event that revoked the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshDenied {
-    InvalidToken { reason: Reason, audit_event_id: Option<Uuid> },
-    IdleTimeout { limit_minutes: i64 },
-    AbsoluteTimeout { limit_minutes: i64 },
+    /// `limit_minutes` only for a token that already failed a timeout, presented again.
+    InvalidToken {
+        reason: Reason,
+        audit_event_id: Option<Uuid>,
+        limit_minutes: Option<i64>,
+    },
+    IdleTimeout {
+        limit_minutes: i64,
+    },
+    AbsoluteTimeout {
+        limit_minutes: i64,
+    },
 }
 
 impl RefreshDenied {
     pub fn invalid(reason: Reason) -> Self {
-        RefreshDenied::InvalidToken { reason, audit_event_id: None }
+        RefreshDenied::InvalidToken { reason, audit_event_id: None, limit_minutes: None }
     }
 
     pub fn detail(self) -> &'static str {
@@ -44,7 +53,7 @@ impl RefreshDenied {
 
     pub fn limit_minutes(self) -> Option<i64> {
         match self {
-            RefreshDenied::InvalidToken { .. } => None,
+            RefreshDenied::InvalidToken { limit_minutes, .. } => limit_minutes,
             RefreshDenied::IdleTimeout { limit_minutes }
             | RefreshDenied::AbsoluteTimeout { limit_minutes } => Some(limit_minutes),
         }
@@ -66,6 +75,9 @@ pub enum Error {
     /// caller is authenticated.
     #[error("current password is wrong")]
     WrongPassword,
+    /// The caller's session or account ended while the request ran.
+    #[error("not authenticated")]
+    NotAuthenticated,
     #[error("refresh refused: {}", .0.detail())]
     RefreshDenied(RefreshDenied),
     #[error(transparent)]

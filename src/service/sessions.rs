@@ -172,21 +172,12 @@ fn exchange(
         return Ok(Err(RefreshDenied::invalid(Reason::UnknownToken)));
     };
     if let Some(revoked_at) = p.revoked_at {
-        return Ok(Err(if p.rotated {
-            if now - revoked_at > reuse_grace {
-                RefreshDenied::InvalidToken {
-                    reason: Reason::ReuseDetected,
-                    audit_event_id: revoke_reused_session(tx, &p, now)?,
-                }
-            } else {
-                RefreshDenied::invalid(Reason::Rotated)
+        return Ok(Err(match p.replaced_by {
+            Some(successor) if now - revoked_at > reuse_grace => {
+                reuse_detected(tx, &p, successor, now)?
             }
-        } else {
-            RefreshDenied::InvalidToken {
-                // Revoked before causes were recorded (schema version 1).
-                reason: p.revoke_reason.unwrap_or(Reason::UnknownToken),
-                audit_event_id: p.revoked_by_event,
-            }
+            Some(_) => RefreshDenied::invalid(Reason::Rotated),
+            None => ended(p.end),
         }));
     }
     if !p.user_active {
@@ -204,7 +195,8 @@ fn exchange(
                 (RefreshDenied::IdleTimeout { limit_minutes }, Reason::IdleTimeout)
             }
         };
-        refresh_tokens::revoke_token(tx, p.id, None, Stamp::new(now, reason))?;
+        let limit = denied.limit_minutes().unwrap_or_default();
+        refresh_tokens::revoke_token(tx, p.id, None, Stamp::timed_out(now, reason, limit))?;
         return Ok(Err(denied));
     }
     let successor = Uuid::new_v4();
@@ -218,21 +210,38 @@ fn exchange(
     Ok(Ok(access))
 }
 
+/// The refusal of a token revoked other than by rotation: what its revocation recorded.
+fn ended(end: refresh_tokens::Ended) -> RefreshDenied {
+    RefreshDenied::InvalidToken {
+        // No reason: revoked before causes were recorded (schema version 1).
+        reason: end.reason.unwrap_or(Reason::UnknownToken),
+        audit_event_id: end.event,
+        limit_minutes: end.limit_minutes,
+    }
+}
+
 /// A token already exchanged by rotation came back after the grace window: someone holds
-/// a copy. End the whole session. Answers the audit event when it ended a live session.
-fn revoke_reused_session(
+/// a copy. End the whole session, audited. If the session had already ended, nothing is
+/// revoked or written, and the answer is why it ended (a stale tab's old token after a
+/// logout is told `logged_out`, not raised as an alarm).
+fn reuse_detected(
     tx: &Tx<'_>,
     p: &refresh_tokens::Presented,
+    successor: Uuid,
     now: DateTime<Utc>,
-) -> Result<Option<Uuid>, Error> {
+) -> Result<RefreshDenied, Error> {
     let event = Uuid::new_v4();
     let stamp = Stamp::audited(now, Reason::ReuseDetected, event);
     let revoked = refresh_tokens::revoke_session(tx, p.session_id, stamp)?;
-    // Audited when it ended a live session. A replay against a session already over
-    // changes nothing; auditing it would let anyone holding an old token grow the
+    // Audited only when it ended a live session: a replay against a session already over
+    // changes nothing, and auditing it would let anyone holding an old token grow the
     // audit table, one synced write per request.
     if revoked == 0 {
-        return Ok(None);
+        return Ok(match refresh_tokens::chain_end(tx, successor)? {
+            Some(end) if end.reason.is_some() => ended(end),
+            // The history is gone (pruned) or predates recorded causes.
+            _ => RefreshDenied::invalid(Reason::ReuseDetected),
+        });
     }
     audit_events::insert_with_id(
         tx,
@@ -253,7 +262,11 @@ fn revoke_reused_session(
         revoked,
         "refresh token reuse detected: session revoked"
     );
-    Ok(Some(event))
+    Ok(RefreshDenied::InvalidToken {
+        reason: Reason::ReuseDetected,
+        audit_event_id: Some(event),
+        limit_minutes: None,
+    })
 }
 
 /// Ends the session the token belongs to. Unknown or already revoked tokens are fine.
@@ -300,13 +313,12 @@ pub async fn change_password(
     now: DateTime<Utc>,
 ) -> Result<usize, Error> {
     password::check_new_password(&new).map_err(Error::Invalid)?;
-    let email = caller.user.email.clone();
+    let user_id = caller.user.id;
     let stored = state
         .db
-        .read(move |tx| users::credentials_by_email(tx, &email))
+        .read(move |tx| users::password_hash(tx, user_id))
         .await?
-        .map(|c| c.password_hash)
-        .ok_or(Error::WrongPassword)?;
+        .ok_or(Error::NotAuthenticated)?;
     if !state.hasher.verify(current, Some(stored.clone())).await? {
         return Err(Error::WrongPassword);
     }
@@ -315,6 +327,10 @@ pub async fn change_password(
     state
         .db
         .write(move |tx| -> Result<usize, Error> {
+            // Signed out or disabled while the password was being checked.
+            if users::active_in_live_session(tx, user.id, keep)?.is_none() {
+                return Err(Error::NotAuthenticated);
+            }
             // Changed by someone else since it was checked: the checked password is stale.
             if !users::replace_password_hash(tx, user.id, &stored, &new_hash)? {
                 return Err(Error::WrongPassword);

@@ -53,7 +53,8 @@ impl Resp {
 
 impl Resp {
     /// A refused refresh (contract §4c): 401 with `detail` and `reason`, `limit_minutes`
-    /// exactly on the timeouts, and nothing else but an optional `audit_event_id`.
+    /// exactly on the timeouts (also a timed-out token presented again), and nothing else
+    /// but an optional `audit_event_id`.
     #[track_caller]
     pub fn refused(&self, detail: &str, reason: &str) -> &Self {
         assert_eq!(self.status.as_u16(), 401, "body: {}", self.text);
@@ -67,7 +68,7 @@ impl Resp {
                 self.text
             );
         }
-        let timeout = detail != "invalid_refresh_token";
+        let timeout = reason.ends_with("_timeout");
         assert_eq!(keys.contains(&"limit_minutes"), timeout, "limit_minutes: {}", self.text);
         self
     }
@@ -229,7 +230,11 @@ impl TestApp {
     }
 
     pub async fn login(&self, user: &TestUser) -> Tokens {
-        let r = self.try_login(&user.email, PASSWORD).await;
+        self.login_with(user, PASSWORD).await
+    }
+
+    pub async fn login_with(&self, user: &TestUser, password: &str) -> Tokens {
+        let r = self.try_login(&user.email, password).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         tokens(&r)
     }

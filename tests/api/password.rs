@@ -106,6 +106,40 @@ async fn the_new_password_must_be_8_to_1024_characters() {
 }
 
 #[tokio::test]
+async fn the_length_is_checked_before_the_current_password() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let here = app.login(&t.engineer).await;
+    let body = json!({"current_password": "wrong wrong", "new_password": "short"});
+    let r = app.post(PATH, Some(&here.access), body).await;
+    assert_eq!(r.status, 422, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_concurrent_changes_from_the_same_password_exactly_one_wins() {
+    let app = TestApp::spawn_on_file().await;
+    let t = app.tenant("Acme").await;
+    for round in 0..3 {
+        let (current, next) = if round % 2 == 0 { (PASSWORD, NEW) } else { (NEW, PASSWORD) };
+        let a = app.login_with(&t.engineer, current).await;
+        let b = app.login_with(&t.engineer, current).await;
+        let change = |tok: String, new: &'static str| {
+            let app = &app;
+            async move {
+                let body = json!({"current_password": current, "new_password": new,
+                                  "sign_out_other_sessions": false});
+                app.post(PATH, Some(&tok), body).await
+            }
+        };
+        let (ra, rb) = tokio::join!(change(a.access, next), change(b.access, next));
+        let mut statuses = [ra.status.as_u16(), rb.status.as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [204, 403], "round {round}: {} / {}", ra.text, rb.text);
+        assert_eq!(app.try_login(&t.engineer.email, next).await.status, 200);
+    }
+}
+
+#[tokio::test]
 async fn it_needs_a_live_session_and_a_well_formed_body() {
     let app = TestApp::spawn().await;
     let t = app.tenant("Acme").await;

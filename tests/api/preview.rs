@@ -81,6 +81,36 @@ async fn a_policy_preview_agrees_with_what_the_change_then_does() {
     assert!(seen.len() >= 4, "the cases should end different numbers of sessions: {seen:?}");
 }
 
+/// Sessions already over under the current policy are not "ending": the change does not
+/// end them, and a looser policy revives them.
+#[tokio::test]
+async fn sessions_already_over_are_not_counted_as_ending() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let owner = app.login(&t.owner).await;
+    app.set_policy(&owner.access, json!({"idle_minutes": 30})).await;
+    let stale = app.login(&t.engineer).await; // will be 40 minutes idle: over already
+    app.advance(20 * MINUTE).await;
+    let idle_20 = app.login(&t.admin).await; // will be 20 minutes idle
+    app.advance(20 * MINUTE).await;
+    let owner = app.login(&t.owner).await; // fresh
+    let preview = |body: Value| {
+        let (app, access) = (&app, owner.access.clone());
+        async move {
+            let r = app.patch(&format!("{POLICY}?dry_run=true"), &access, body).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            r.body["sessions_ending"].as_u64().unwrap()
+        }
+    };
+    // Tighter: only the 20-minute session is newly ended; the stale one was over anyway.
+    assert_eq!(preview(json!({"idle_minutes": 15})).await, 1);
+    // Looser: nothing ends, and the stale session comes back to life.
+    assert_eq!(preview(json!({"idle_minutes": 60})).await, 0);
+    app.set_policy(&owner.access, json!({"idle_minutes": 60})).await;
+    app.rotate(&stale.refresh).await;
+    app.rotate(&idle_20.refresh).await;
+}
+
 #[tokio::test]
 async fn a_policy_preview_writes_nothing() {
     let app = TestApp::spawn().await;

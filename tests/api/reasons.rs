@@ -62,9 +62,46 @@ async fn reuse_detected_names_the_detection_for_thief_and_victim() {
     let event = event_id(&app, &owner, "session.refresh_token_reused").await;
     assert_eq!(thief.audit_event_id(), Some(event.as_str()));
     assert_eq!(victim.audit_event_id(), Some(event.as_str()));
-    // A later replay ends nothing and writes nothing, so it names no event.
+    // A later replay ends nothing and writes nothing; it is told how the session ended.
     let replay = app.refresh(&first.refresh).await;
-    assert_eq!(replay.refused("invalid_refresh_token", "reuse_detected").audit_event_id(), None);
+    replay.refused("invalid_refresh_token", "reuse_detected");
+    assert_eq!(replay.audit_event_id(), Some(event.as_str()));
+    assert_eq!(app.audit(&owner.access, "session.refresh_token_reused").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_stale_tabs_old_token_after_the_session_ended_is_told_why_not_alarmed() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    // Tab A refreshes; tab B still holds the old token. Then the session ends: by logout,
+    // by an owner's revoke, by a timeout. Tab B comes back after the grace window.
+    let ends: [(&str, &str); 3] =
+        [("logout", "logged_out"), ("revoke", "revoked_others"), ("timeout", "idle_timeout")];
+    for (how, reason) in ends {
+        let tab_b = app.login(&t.engineer).await;
+        let tab_a = app.rotate(&tab_b.refresh).await;
+        match how {
+            "logout" => {
+                let body = json!({"refresh_token": tab_a.refresh});
+                assert_eq!(app.post("/auth/logout", None, body).await.status, 204);
+            }
+            "revoke" => {
+                let owner = app.login(&t.owner).await;
+                let path = "/accounts/me/security/revoke-sessions";
+                let r = app.post(path, Some(&owner.access), json!({"scope": "others"})).await;
+                assert_eq!(r.status, 200);
+            }
+            _ => {
+                app.advance(1441 * MINUTE).await;
+                app.refresh(&tab_a.refresh).await.refused("session_idle_timeout", "idle_timeout");
+            }
+        }
+        app.advance(11).await;
+        let r = app.refresh(&tab_b.refresh).await;
+        r.refused("invalid_refresh_token", reason);
+        let owner = app.login(&t.owner).await;
+        assert!(app.audit(&owner.access, "session.refresh_token_reused").await.is_empty(), "{how}");
+    }
 }
 
 #[tokio::test]
@@ -154,7 +191,8 @@ async fn timeouts_carry_the_limit_applied_and_stay_explained() {
     r.refused("session_idle_timeout", "idle_timeout");
     assert_eq!((r.body["limit_minutes"].clone(), r.audit_event_id()), (json!(20), None));
     // Presented again, the token is simply invalid, and still says why it ended.
-    app.refresh(&idle.refresh).await.refused("invalid_refresh_token", "idle_timeout");
+    let r = app.refresh(&idle.refresh).await;
+    assert_eq!(r.refused("invalid_refresh_token", "idle_timeout").body["limit_minutes"], 20);
 
     let mut old = app.login(&t.admin).await;
     for _ in 0..8 {
@@ -165,7 +203,8 @@ async fn timeouts_carry_the_limit_applied_and_stay_explained() {
     let r = app.refresh(&old.refresh).await;
     r.refused("session_absolute_timeout", "absolute_timeout");
     assert_eq!(r.body["limit_minutes"], 90);
-    app.refresh(&old.refresh).await.refused("invalid_refresh_token", "absolute_timeout");
+    let r = app.refresh(&old.refresh).await;
+    assert_eq!(r.refused("invalid_refresh_token", "absolute_timeout").body["limit_minutes"], 90);
 }
 
 #[tokio::test]
