@@ -11,6 +11,7 @@ use super::{ApiJson, Now};
 use crate::auth::{AuthUser, Role};
 use crate::error::ApiError;
 use crate::service::sessions::{self, ClientInfo, TokenPair};
+use crate::service::{self, RefreshDenied};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -47,7 +48,18 @@ pub async fn refresh(
     Now(now): Now,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    Ok(Json(sessions::refresh(&state, &body.refresh_token, now).await?))
+    let pair = sessions::refresh(&state, &body.refresh_token, now).await;
+    state.metrics.refresh(refresh_result(&pair));
+    Ok(Json(pair?))
+}
+
+/// The `result` label of a refresh: `ok`, or the 401's `detail`.
+fn refresh_result(r: &Result<TokenPair, service::Error>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(service::Error::RefreshDenied(d)) => RefreshDenied::detail(*d),
+        Err(_) => "internal_error",
+    }
 }
 
 pub async fn logout(

@@ -7,22 +7,23 @@ mod audit;
 mod auth;
 mod extract;
 mod health;
+mod observe;
+mod sessions;
 mod test_clock;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next, map_response};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use tower_http::LatencyUnit;
+use axum::routing::{delete, get, post};
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use extract::{ApiJson, ApiQuery, Now};
+pub use observe::REQUEST_ID;
 
 /// Serves `state`'s router on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish. Client addresses reach the handlers (kept with sessions at login).
@@ -51,6 +52,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/accounts/me/security/revoke-sessions", post(account_security::revoke_sessions))
         .route("/accounts/me/audit-events", get(audit::list))
+        .route("/accounts/me/security/sessions", get(sessions::list))
+        .route("/accounts/me/security/sessions/{session_id}", delete(sessions::revoke))
+        .route("/metrics", get(observe::metrics))
         .route("/healthz", get(health::healthz));
     if state.clock.is_controllable() {
         api = api.route("/_test/clock", post(test_clock::advance));
@@ -59,22 +63,27 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), stamp_request_time))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
-            DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
-        ))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked");
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        // Outside the panic guard, so a panic is logged and counted as the 500 it becomes;
+        // the request's one log line is `observe::track`'s.
+        .layer(middleware::from_fn_with_state(state.clone(), observe::track))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(()))
+        .layer(middleware::from_fn(observe::request_id))
         .with_state(state)
 }
 
-/// The span every request's logs carry: method and matched route (never the raw URI or
-/// headers, which can hold tokens); user and account are filled in once authenticated.
+/// The span every request's logs carry: request id, method and matched route (never the
+/// raw URI or other headers, which can hold tokens); user and account are filled in once
+/// authenticated.
 fn request_span(req: &Request) -> tracing::Span {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let route =
+        req.extensions().get::<MatchedPath>().map_or(observe::UNMATCHED, MatchedPath::as_str);
     tracing::info_span!(
         "request",
+        request_id = observe::id_of(req),
         method = %req.method(),
         route,
         user_id = tracing::field::Empty,

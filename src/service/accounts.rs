@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::Error;
 use crate::db::users::User;
 use crate::db::{Db, accounts, audit_events, refresh_tokens};
+use crate::metrics::RevokeCause;
 use crate::policy::{Bounds, Overrides, PolicyChange, SessionPolicy};
 
 pub async fn create(db: &Db, name: String, now: DateTime<Utc>) -> Result<Uuid, Error> {
@@ -88,6 +89,15 @@ pub enum RevokeScope {
     Others,
 }
 
+impl RevokeScope {
+    fn cause(self) -> RevokeCause {
+        match self {
+            RevokeScope::All => RevokeCause::RevokedAll,
+            RevokeScope::Others => RevokeCause::RevokedOthers,
+        }
+    }
+}
+
 /// Revokes the account's live refresh tokens — all, or all but every session of the
 /// calling user — as one UPDATE, with exactly one audit row, in one transaction.
 /// Returns how many.
@@ -104,6 +114,7 @@ pub async fn revoke_sessions(
             RevokeScope::Others => Some(actor_id),
         };
         let revoked = refresh_tokens::revoke_account(tx, account_id, keep, now)?;
+        tx.count_revoked(scope.cause(), revoked);
         audit_events::insert(
             tx,
             &audit_events::NewEvent {

@@ -11,6 +11,7 @@ use crate::auth::jwt::Keys;
 use crate::auth::refresh;
 use crate::db::users::User;
 use crate::db::{Db, Tx, audit_events, refresh_tokens, users};
+use crate::metrics::RevokeCause;
 use crate::policy::{Bounds, Expiry};
 use crate::state::AppState;
 
@@ -173,12 +174,14 @@ fn exchange(
     }
     if !p.user_active {
         refresh_tokens::revoke_token(tx, p.id, None, now)?;
+        tx.count_revoked(RevokeCause::UserDisabled, 1);
         return Ok(Err(RefreshDenied::InvalidToken));
     }
     if let Some(expiry) =
         bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
     {
         refresh_tokens::revoke_token(tx, p.id, None, now)?;
+        tx.count_revoked(expiry_cause(expiry), 1);
         return Ok(Err(match expiry {
             Expiry::Absolute { limit_minutes } => RefreshDenied::AbsoluteTimeout { limit_minutes },
             Expiry::Idle { limit_minutes } => RefreshDenied::IdleTimeout { limit_minutes },
@@ -189,10 +192,18 @@ fn exchange(
         return Ok(Err(RefreshDenied::InvalidToken));
     }
     refresh_tokens::insert_successor(tx, p.id, successor, successor_hash, now)?;
+    tx.count_revoked(RevokeCause::Rotation, 1);
     // Signed inside the transaction: if signing failed, the rotation rolls back and the
     // presented token stays valid.
     let access = keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
     Ok(Ok(access))
+}
+
+fn expiry_cause(expiry: Expiry) -> RevokeCause {
+    match expiry {
+        Expiry::Absolute { .. } => RevokeCause::AbsoluteTimeout,
+        Expiry::Idle { .. } => RevokeCause::IdleTimeout,
+    }
 }
 
 /// A token already exchanged by rotation came back after the grace window: someone holds
@@ -203,6 +214,7 @@ fn revoke_reused_session(
     now: DateTime<Utc>,
 ) -> Result<(), Error> {
     let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
+    tx.count_revoked(RevokeCause::ReuseDetected, revoked);
     // Audited when it ended a live session. A replay against a session already over
     // changes nothing; auditing it would let anyone holding an old token grow the
     // audit table, one synced write per request.
@@ -240,6 +252,7 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
                 return Ok(());
             };
             let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
+            tx.count_revoked(RevokeCause::Logout, revoked);
             if revoked > 0 {
                 audit_events::insert(
                     tx,

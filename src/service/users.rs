@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Error, normalize_email};
 use crate::auth::Role;
 use crate::db::{Db, accounts, audit_events, refresh_tokens, users};
+use crate::metrics::RevokeCause;
 
 /// A plausible email: one `@` with something on both sides, no spaces or control
 /// characters, at most 254 bytes.
@@ -65,6 +66,7 @@ pub async fn disable(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(Uuid, 
             .ok_or_else(|| Error::NotFound(format!("no user with email {email}")))?;
         users::deactivate(tx, user.id)?;
         let revoked = refresh_tokens::revoke_user(tx, user.id, now)?;
+        tx.count_revoked(RevokeCause::UserDisabled, revoked);
         audit_events::insert(
             tx,
             &audit_events::NewEvent {

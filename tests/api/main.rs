@@ -19,4 +19,5 @@ mod policy;
 mod refresh;
 mod revoke;
 mod server_process;
+mod sessions;
 mod tenancy;

@@ -1,0 +1,189 @@
+//! Day-2 housekeeping: pruning old refresh tokens (the `prune` command and the server's
+//! hourly run), keeping the metrics registry tidy, and online backups.
+//!
+//! # What the prune deletes
+//!
+//! With `cutoff = now - session.retention_days`, a refresh token is deleted when its
+//! whole session is over and has been since before the cutoff:
+//!
+//! - a session with no live token whose every token was revoked before the cutoff
+//!   (logout, revocation, rotation, a refusal for a timeout): all its tokens;
+//! - a live token issued before the cutoff whose session had already ended by the cutoff
+//!   under its account's policy *as it stands now* (the same rule as a refresh, from
+//!   [`crate::policy`]): "expired more than `retention_days` ago". The rest of its
+//!   session's tokens then fall under the first rule.
+//!
+//! Never deleted: any token of a session that is still live — including the rotated
+//! tokens reuse detection looks up, however old, for as long as their session can still
+//! be ended by it — and anything revoked or expired within the retention period.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::Error;
+use crate::db::backup::{self, Backed, BackupError};
+use crate::db::{Db, maintenance};
+use crate::metrics::Metrics;
+use crate::policy::Bounds;
+use crate::state::AppState;
+
+/// Tokens examined per transaction. A write transaction deletes at most this many rows by
+/// rowid: a few milliseconds, so a refresh queued behind it waits little.
+pub const PRUNE_BATCH: usize = 1000;
+
+/// Deletes the refresh tokens that are over and past retention (see the module docs), in
+/// batches. Returns how many were deleted.
+pub async fn prune(
+    db: &Db,
+    bounds: Bounds,
+    retention_days: i64,
+    now: DateTime<Utc>,
+) -> Result<u64, Error> {
+    let cutoff = TimeDelta::try_days(retention_days)
+        .and_then(|d| now.checked_sub_signed(d))
+        .ok_or_else(|| Error::Invalid(format!("retention of {retention_days} days")))?;
+    let expired = prune_expired(db, bounds, cutoff).await?;
+    let ended = prune_ended(db, cutoff).await?;
+    Ok(expired + ended)
+}
+
+/// Live tokens of sessions that the policy ended before the cutoff.
+async fn prune_expired(db: &Db, bounds: Bounds, cutoff: DateTime<Utc>) -> Result<u64, Error> {
+    let (mut deleted, mut after) = (0, None);
+    loop {
+        let from = after.clone();
+        let batch = db
+            .read(move |tx| maintenance::live_issued_before(tx, cutoff, from.as_ref(), PRUNE_BATCH))
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.cursor.clone());
+        let full = batch.len() == PRUNE_BATCH;
+        deleted += db
+            .write(move |tx| -> Result<u64, Error> {
+                let mut n = 0;
+                for c in batch {
+                    // Read again under the write lock: the token may have been refreshed
+                    // or the policy loosened since the scan.
+                    let Some(t) = maintenance::live_token(tx, c.rowid)? else { continue };
+                    let effective = bounds.effective(t.overrides);
+                    if effective.expiry(cutoff, t.session_started_at, t.issued_at).is_some() {
+                        n += maintenance::delete_token(tx, c.rowid)? as u64;
+                    }
+                }
+                Ok(n)
+            })
+            .await?;
+        if !full {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(deleted)
+}
+
+/// Tokens of sessions with nothing live and nothing revoked since the cutoff. Such a
+/// session can never come back (no token is ever un-revoked, and a successor is only
+/// issued for a live token), so the scan's verdict still holds when the rows are deleted.
+async fn prune_ended(db: &Db, cutoff: DateTime<Utc>) -> Result<u64, Error> {
+    let (mut deleted, mut after) = (0, None);
+    loop {
+        let from = after;
+        let batch =
+            db.read(move |tx| maintenance::revoked_before(tx, cutoff, from, PRUNE_BATCH)).await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.cursor);
+        let full = batch.len() == PRUNE_BATCH;
+        let doomed: Vec<i64> =
+            batch.into_iter().filter(|c| c.session_ended).map(|c| c.rowid).collect();
+        if !doomed.is_empty() {
+            deleted += db
+                .write(move |tx| -> Result<u64, Error> {
+                    let mut n = 0;
+                    for rowid in doomed {
+                        n += maintenance::delete_token(tx, rowid)? as u64;
+                    }
+                    Ok(n)
+                })
+                .await?;
+        }
+        if !full {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(deleted)
+}
+
+/// The server's background prune: first after `first`, then every `every`, until `stop`.
+/// A failed run is logged and retried at the next tick.
+pub async fn prune_periodically(
+    state: AppState,
+    first: Duration,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut wait = first;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = every;
+        let (db, bounds) = (&state.db, state.bounds);
+        let retention = state.config.session.retention_days;
+        let started = std::time::Instant::now();
+        let run = prune(db, bounds, retention, state.clock.now());
+        let result = tokio::select! {
+            () = stop.cancelled() => return,
+            result = run => result,
+        };
+        match result {
+            Ok(deleted) => {
+                state.metrics.pruned(deleted);
+                let ms = started.elapsed().as_millis();
+                tracing::info!(deleted, ms, retention_days = retention, "pruned refresh tokens");
+            }
+            Err(e) => tracing::error!(error = format!("{e:#}"), "prune failed"),
+        }
+    }
+}
+
+/// How often buffered histogram samples are folded into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Keeps the metrics registry's memory bounded between scrapes, until `stop`.
+pub async fn metrics_upkeep(metrics: Metrics, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => metrics.upkeep(),
+        }
+    }
+}
+
+/// How often a backup that found the database busy is tried again, and how many times.
+const BACKUP_RETRY: Duration = Duration::from_millis(200);
+const BACKUP_TRIES: u32 = 25;
+
+/// Writes a consistent copy of the database at `source` to `dest` with SQLite's online
+/// backup API; see [`crate::db::backup`]. A busy source is retried for a few seconds.
+pub async fn backup(source: &Path, dest: &Path) -> Result<Backed, BackupError> {
+    let mut tries = 0;
+    loop {
+        let (s, d) = (source.to_owned(), dest.to_owned());
+        let attempt = tokio::task::spawn_blocking(move || backup::copy(&s, &d))
+            .await
+            .map_err(|e| BackupError::Other(anyhow::Error::new(e).context("backup task")))?;
+        tries += 1;
+        match attempt {
+            Err(BackupError::Busy) if tries < BACKUP_TRIES => {
+                tokio::time::sleep(BACKUP_RETRY).await
+            }
+            other => return other,
+        }
+    }
+}
