@@ -8,6 +8,7 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::config::LogFormat;
 use crate::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -62,7 +63,19 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let status = response.status().as_u16();
     state.metrics.request(method.as_str(), route, status, latency);
     let latency_ms = latency.as_secs_f64() * 1000.0;
-    tracing::info!(request_id, method = %method, route, status, latency_ms, "request completed");
+    // Text lines show id, method and route in the span prefix already; a JSON line gets
+    // them as top-level fields too, where log tools look first.
+    match state.config.server.log_format {
+        LogFormat::Json => tracing::info!(
+            request_id,
+            method = %method,
+            route,
+            status,
+            latency_ms,
+            "request completed"
+        ),
+        LogFormat::Text => tracing::info!(status, latency_ms, "request completed"),
+    }
     response
 }
 

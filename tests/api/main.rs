@@ -15,6 +15,8 @@ mod audit;
 mod auth;
 mod cli;
 mod http;
+mod logging;
+mod metrics;
 mod policy;
 mod refresh;
 mod revoke;
