@@ -18,6 +18,7 @@ mod http;
 mod logging;
 mod metrics;
 mod policy;
+mod prune;
 mod refresh;
 mod revoke;
 mod server_process;
