@@ -3,9 +3,10 @@
 //! The whole database is copied in one backup step, which reads one snapshot: in WAL mode
 //! that is a read transaction, so the server keeps writing meanwhile, and the copy holds
 //! exactly the transactions committed before the step began. The copy is written to a
-//! temporary file beside the destination, checked (`PRAGMA quick_check`), synced, and
-//! only then linked into place — so `PATH` is either absent or a complete copy, and an
-//! existing `PATH` is never overwritten.
+//! temporary file beside the destination, switched to a rollback journal (so it is one
+//! self-contained file), checked (`PRAGMA quick_check`), synced, and only then linked
+//! into place: `PATH` is either absent or a complete copy, and an existing `PATH` is
+//! never overwritten.
 
 use std::path::{Path, PathBuf};
 
@@ -47,9 +48,11 @@ impl Drop for Partial {
     fn drop(&mut self) {
         if let Some(path) = self.0.take() {
             let _ = std::fs::remove_file(&path);
-            let mut journal = path.into_os_string();
-            journal.push("-journal");
-            let _ = std::fs::remove_file(journal);
+            for suffix in ["-journal", "-wal", "-shm"] {
+                let mut side = path.clone().into_os_string();
+                side.push(suffix);
+                let _ = std::fs::remove_file(side);
+            }
         }
     }
 }
@@ -89,6 +92,12 @@ pub fn copy(source: &Path, dest: &Path) -> Result<Backed, BackupError> {
             StepResult::Busy | StepResult::Locked => return Err(BackupError::Busy),
             _ => return Err(anyhow::anyhow!("backup stopped before the end").into()),
         }
+    }
+    // The copy is one self-contained file: rollback journal, not WAL (a server opening it
+    // after a restore switches it back to WAL).
+    let mode: String = dst.pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("delete") {
+        return Err(anyhow::anyhow!("the copy stayed in {mode} mode").into());
     }
     let check: String = dst.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
     if check != "ok" {

@@ -13,6 +13,7 @@ mod process;
 
 mod audit;
 mod auth;
+mod backup;
 mod cli;
 mod http;
 mod logging;
