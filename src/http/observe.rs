@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -54,29 +54,41 @@ pub fn id_of(req: &Request) -> &str {
 /// status and latency.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let request_id = id_of(&req).to_owned();
     let response = next.run(req).await;
     let latency = started.elapsed();
     let route = route.as_deref().unwrap_or(UNMATCHED);
     let status = response.status().as_u16();
-    state.metrics.request(method.as_str(), route, status, latency);
+    state.metrics.request(method, route, status, latency);
     let latency_ms = latency.as_secs_f64() * 1000.0;
     // Text lines show id, method and route in the span prefix already; a JSON line gets
     // them as top-level fields too, where log tools look first.
     match state.config.server.log_format {
-        LogFormat::Json => tracing::info!(
-            request_id,
-            method = %method,
-            route,
-            status,
-            latency_ms,
-            "request completed"
-        ),
+        LogFormat::Json => {
+            tracing::info!(request_id, method, route, status, latency_ms, "request completed")
+        }
         LogFormat::Text => tracing::info!(status, latency_ms, "request completed"),
     }
     response
+}
+
+/// The method as a label: the standard ones by name, anything else (any token is a valid
+/// method, and each would make a series) as `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
 /// `GET /metrics`: the Prometheus text exposition. Unauthenticated, like any scrape

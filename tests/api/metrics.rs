@@ -101,6 +101,8 @@ async fn counts_requests_refresh_outcomes_and_revocations_exactly() {
         .await;
     assert_eq!(r.body, json!({"revoked_count": 1}), "{}", r.text);
     app.request(Method::GET, "/no/such/route", None, None).await.assert(404, "not_found");
+    let odd = Method::from_bytes(b"BREW").unwrap();
+    app.request(odd, "/healthz", None, None).await.assert(405, "method_not_allowed");
 
     let m = scrape(&app).await;
     let refresh = |result| m.value("sessiond_refresh_total", &[("result", result)]);
@@ -138,6 +140,7 @@ async fn counts_requests_refresh_outcomes_and_revocations_exactly() {
     );
     assert_eq!(requests("PATCH", "/accounts/me/security", "200"), Some(1.0));
     assert_eq!(requests("GET", "unmatched", "404"), Some(1.0), "never the raw path");
+    assert_eq!(requests("other", "/healthz", "405"), Some(1.0), "nor any method name");
     assert_eq!(requests("GET", "/metrics", "200"), None, "this scrape is counted after it");
 
     let refresh_latency = [("method", "POST"), ("route", "/auth/refresh")];
