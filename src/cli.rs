@@ -204,7 +204,9 @@ pub async fn run(cli: Cli, config: Config, warnings: Vec<String>) -> Result<(), 
             let db = open_db(&config).await.map_err(failure)?;
             let (bounds, retention) =
                 (Bounds::from(&config.session), config.session.retention_days);
-            let deleted = maintenance::prune(&db, bounds, retention, Clock::system().now()).await?;
+            let now = Clock::system().now();
+            let pace = maintenance::Pace::Gentle;
+            let deleted = maintenance::prune_paced(&db, bounds, retention, now, pace).await?;
             print_json(&json!({ "deleted": deleted }))
         }
     }

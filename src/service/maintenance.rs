@@ -25,33 +25,88 @@ use tokio_util::sync::CancellationToken;
 
 use super::Error;
 use crate::db::backup::{self, Backed, BackupError};
-use crate::db::{Db, maintenance};
+use crate::db::{Db, Tx, maintenance};
 use crate::metrics::Metrics;
 use crate::policy::Bounds;
 use crate::state::AppState;
 
-/// Tokens examined per transaction. A write transaction deletes at most this many rows by
-/// rowid: a few milliseconds, so a refresh queued behind it waits little.
+/// Tokens examined per scan (a read transaction, which holds up no writer).
 pub const PRUNE_BATCH: usize = 1000;
 
+/// Tokens deleted per write transaction. Each deleted row touches several index pages
+/// spread over the file (ids and hashes are random), so a chunk is kept small: a refresh
+/// queued behind it waits milliseconds, not the whole prune.
+pub const DELETE_CHUNK: usize = 100;
+
+/// How a prune shares the database's one writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// Chunk after chunk, letting only the writers already queued go between them: for a
+    /// database nobody is using.
+    FullSpeed,
+    /// After each chunk, rest [`GENTLE_REST_FACTOR`] times as long as it took (at least
+    /// [`GENTLE_MIN_REST`]): the prune holds the write lock a quarter of the time at most,
+    /// and the writers of a server beside the `prune` command, which poll SQLite's lock
+    /// rather than queue for it, find it free.
+    Gentle,
+}
+
+pub const GENTLE_REST_FACTOR: u32 = 3;
+pub const GENTLE_MIN_REST: Duration = Duration::from_millis(5);
+
 /// Deletes the refresh tokens that are over and past retention (see the module docs), in
-/// batches. Returns how many were deleted.
+/// chunks, at full speed. Returns how many were deleted.
 pub async fn prune(
     db: &Db,
     bounds: Bounds,
     retention_days: i64,
     now: DateTime<Utc>,
 ) -> Result<u64, Error> {
+    prune_paced(db, bounds, retention_days, now, Pace::FullSpeed).await
+}
+
+/// [`prune`] at the given pace: [`Pace::Gentle`] for the server's own prune and the
+/// `prune` command.
+pub async fn prune_paced(
+    db: &Db,
+    bounds: Bounds,
+    retention_days: i64,
+    now: DateTime<Utc>,
+    pace: Pace,
+) -> Result<u64, Error> {
     let cutoff = TimeDelta::try_days(retention_days)
         .and_then(|d| now.checked_sub_signed(d))
         .ok_or_else(|| Error::Invalid(format!("retention of {retention_days} days")))?;
-    let expired = prune_expired(db, bounds, cutoff).await?;
-    let ended = prune_ended(db, cutoff).await?;
+    let expired = prune_expired(db, bounds, cutoff, pace).await?;
+    let ended = prune_ended(db, cutoff, pace).await?;
     Ok(expired + ended)
 }
 
+/// Runs one chunk's write transaction, then rests as `pace` says.
+async fn chunk<F>(db: &Db, pace: Pace, delete: F) -> Result<u64, Error>
+where
+    F: FnOnce(&Tx<'_>) -> Result<u64, Error> + Send + 'static,
+{
+    let started = std::time::Instant::now();
+    let deleted = db.write(delete).await?;
+    match pace {
+        // The writer queue is fair: whoever waited behind this chunk goes next.
+        Pace::FullSpeed => tokio::task::yield_now().await,
+        Pace::Gentle => {
+            let rest = (started.elapsed() * GENTLE_REST_FACTOR).max(GENTLE_MIN_REST);
+            tokio::time::sleep(rest).await;
+        }
+    }
+    Ok(deleted)
+}
+
 /// Live tokens of sessions that the policy ended before the cutoff.
-async fn prune_expired(db: &Db, bounds: Bounds, cutoff: DateTime<Utc>) -> Result<u64, Error> {
+async fn prune_expired(
+    db: &Db,
+    bounds: Bounds,
+    cutoff: DateTime<Utc>,
+    pace: Pace,
+) -> Result<u64, Error> {
     let (mut deleted, mut after) = (0, None);
     loop {
         let from = after.clone();
@@ -61,25 +116,28 @@ async fn prune_expired(db: &Db, bounds: Bounds, cutoff: DateTime<Utc>) -> Result
         let Some(last) = batch.last() else { break };
         after = Some(last.cursor.clone());
         let full = batch.len() == PRUNE_BATCH;
-        deleted += db
-            .write(move |tx| -> Result<u64, Error> {
+        let mut rowids: Vec<i64> = batch.into_iter().map(|c| c.rowid).collect();
+        rowids.sort_unstable();
+        for rowids in rowids.chunks(DELETE_CHUNK) {
+            let rowids = rowids.to_vec();
+            deleted += chunk(db, pace, move |tx| {
                 let mut n = 0;
-                for c in batch {
+                for rowid in rowids {
                     // Read again under the write lock: the token may have been refreshed
                     // or the policy loosened since the scan.
-                    let Some(t) = maintenance::live_token(tx, c.rowid)? else { continue };
+                    let Some(t) = maintenance::live_token(tx, rowid)? else { continue };
                     let effective = bounds.effective(t.overrides);
                     if effective.expiry(cutoff, t.session_started_at, t.issued_at).is_some() {
-                        n += maintenance::delete_token(tx, c.rowid)? as u64;
+                        n += maintenance::delete_token(tx, rowid)? as u64;
                     }
                 }
                 Ok(n)
             })
             .await?;
+        }
         if !full {
             break;
         }
-        tokio::task::yield_now().await;
     }
     Ok(deleted)
 }
@@ -87,7 +145,7 @@ async fn prune_expired(db: &Db, bounds: Bounds, cutoff: DateTime<Utc>) -> Result
 /// Tokens of sessions with nothing live and nothing revoked since the cutoff. Such a
 /// session can never come back (no token is ever un-revoked, and a successor is only
 /// issued for a live token), so the scan's verdict still holds when the rows are deleted.
-async fn prune_ended(db: &Db, cutoff: DateTime<Utc>) -> Result<u64, Error> {
+async fn prune_ended(db: &Db, cutoff: DateTime<Utc>, pace: Pace) -> Result<u64, Error> {
     let (mut deleted, mut after) = (0, None);
     loop {
         let from = after;
@@ -96,23 +154,23 @@ async fn prune_ended(db: &Db, cutoff: DateTime<Utc>) -> Result<u64, Error> {
         let Some(last) = batch.last() else { break };
         after = Some(last.cursor);
         let full = batch.len() == PRUNE_BATCH;
-        let doomed: Vec<i64> =
+        let mut doomed: Vec<i64> =
             batch.into_iter().filter(|c| c.session_ended).map(|c| c.rowid).collect();
-        if !doomed.is_empty() {
-            deleted += db
-                .write(move |tx| -> Result<u64, Error> {
-                    let mut n = 0;
-                    for rowid in doomed {
-                        n += maintenance::delete_token(tx, rowid)? as u64;
-                    }
-                    Ok(n)
-                })
-                .await?;
+        doomed.sort_unstable();
+        for rowids in doomed.chunks(DELETE_CHUNK) {
+            let rowids = rowids.to_vec();
+            deleted += chunk(db, pace, move |tx| {
+                let mut n = 0;
+                for rowid in rowids {
+                    n += maintenance::delete_token(tx, rowid)? as u64;
+                }
+                Ok(n)
+            })
+            .await?;
         }
         if !full {
             break;
         }
-        tokio::task::yield_now().await;
     }
     Ok(deleted)
 }
@@ -135,7 +193,7 @@ pub async fn prune_periodically(
         let (db, bounds) = (&state.db, state.bounds);
         let retention = state.config.session.retention_days;
         let started = std::time::Instant::now();
-        let run = prune(db, bounds, retention, state.clock.now());
+        let run = prune_paced(db, bounds, retention, state.clock.now(), Pace::Gentle);
         let result = tokio::select! {
             () = stop.cancelled() => return,
             result = run => result,
