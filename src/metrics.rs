@@ -22,6 +22,9 @@ pub const REFRESH_OUTCOMES: &str = "sessiond_refresh_total";
 pub const TOKENS_REVOKED: &str = "sessiond_tokens_revoked_total";
 /// How long a database call waited for a pooled connection.
 pub const POOL_WAIT: &str = "sessiond_db_pool_wait_seconds";
+/// How long a write waited for its turn: this process's writers queue for SQLite's one
+/// writer.
+pub const WRITER_WAIT: &str = "sessiond_db_writer_wait_seconds";
 /// Pool size and idle connections, read at each scrape.
 pub const POOL_CONNECTIONS: &str = "sessiond_db_pool_connections";
 pub const POOL_IDLE: &str = "sessiond_db_pool_idle_connections";
@@ -113,6 +116,7 @@ impl Metrics {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), LATENCY_BUCKETS)?
             .set_buckets_for_metric(Matcher::Full(POOL_WAIT.into()), LATENCY_BUCKETS)?
+            .set_buckets_for_metric(Matcher::Full(WRITER_WAIT.into()), LATENCY_BUCKETS)?
             .build_recorder();
         let handle = recorder.handle();
         let metrics = Metrics(Some(Arc::new(Registry { recorder, handle })));
@@ -122,6 +126,7 @@ impl Metrics {
             describe_counter!(REFRESH_OUTCOMES, "POST /auth/refresh outcomes, by result");
             describe_counter!(TOKENS_REVOKED, "refresh tokens revoked, by cause");
             describe_histogram!(POOL_WAIT, Unit::Seconds, "wait for a pooled database connection");
+            describe_histogram!(WRITER_WAIT, Unit::Seconds, "wait for the turn to write");
             describe_gauge!(POOL_CONNECTIONS, "open pooled database connections");
             describe_gauge!(POOL_IDLE, "idle pooled database connections");
             describe_counter!(TOKENS_PRUNED, "refresh tokens deleted by pruning");
@@ -192,6 +197,10 @@ impl Metrics {
 
     pub fn pool_wait(&self, waited: Duration) {
         self.with(|| histogram!(POOL_WAIT).record(waited.as_secs_f64()));
+    }
+
+    pub fn writer_wait(&self, waited: Duration) {
+        self.with(|| histogram!(WRITER_WAIT).record(waited.as_secs_f64()));
     }
 
     pub fn pruned(&self, count: u64) {

@@ -79,9 +79,11 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let queued = std::time::Instant::now();
         let permit = self.writer.clone().acquire_owned().await.map_err(|e| {
             E::from(DbError::Other(anyhow::Error::new(e).context("database writer queue closed")))
         })?;
+        self.metrics.writer_wait(queued.elapsed());
         // The permit travels with the work: it is released when the transaction ends,
         // even if the request that asked for it has gone away.
         self.run(TransactionBehavior::Immediate, move |tx| {

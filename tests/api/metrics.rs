@@ -156,6 +156,10 @@ async fn counts_requests_refresh_outcomes_and_revocations_exactly() {
     // Every database call waited for its connection, if only for an instant.
     assert!(m.value("sessiond_db_pool_wait_seconds_count", &[]) >= 20.0, "{}", m.text);
     assert!(m.value("sessiond_db_pool_connections", &[]) >= 1.0);
+    // Every write queued for its turn: at least the 7 logins, 5 refreshes, 1 logout, 1
+    // delete, 1 patch and 1 bulk revoke.
+    let writes = m.value("sessiond_db_writer_wait_seconds_count", &[]);
+    assert!(writes >= 16.0, "{writes}");
     assert!(m.text.contains("# TYPE sessiond_http_request_duration_seconds histogram"));
     assert!(m.text.contains("# HELP sessiond_tokens_revoked_total"));
 
