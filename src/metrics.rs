@@ -122,7 +122,11 @@ impl Metrics {
         let metrics = Metrics(Some(Arc::new(Registry { recorder, handle })));
         metrics.with(|| {
             describe_counter!(HTTP_REQUESTS, "HTTP requests answered, by method, route and status");
-            describe_histogram!(HTTP_DURATION, Unit::Seconds, "HTTP request latency, by method and route");
+            describe_histogram!(
+                HTTP_DURATION,
+                Unit::Seconds,
+                "HTTP request latency, by method and route"
+            );
             describe_counter!(REFRESH_OUTCOMES, "POST /auth/refresh outcomes, by result");
             describe_counter!(TOKENS_REVOKED, "refresh tokens revoked, by cause");
             describe_histogram!(POOL_WAIT, Unit::Seconds, "wait for a pooled database connection");

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::{ApiJson, Now};
 use crate::auth::{AuthUser, Role};
 use crate::error::ApiError;
+use crate::service;
 use crate::service::sessions::{self, ClientInfo, TokenPair};
-use crate::service::{self, RefreshDenied};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -57,7 +57,7 @@ pub async fn refresh(
 fn refresh_result(r: &Result<TokenPair, service::Error>) -> &'static str {
     match r {
         Ok(_) => "ok",
-        Err(service::Error::RefreshDenied(d)) => RefreshDenied::detail(*d),
+        Err(service::Error::RefreshDenied(d)) => d.detail(),
         Err(_) => "internal_error",
     }
 }

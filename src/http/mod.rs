@@ -23,7 +23,6 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use extract::{ApiJson, ApiQuery, Now};
-pub use observe::REQUEST_ID;
 
 /// Serves `state`'s router on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish. Client addresses reach the handlers (kept with sessions at login).
