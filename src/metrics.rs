@@ -28,7 +28,8 @@ pub const WRITER_WAIT: &str = "sessiond_db_writer_wait_seconds";
 /// Pool size and idle connections, read at each scrape.
 pub const POOL_CONNECTIONS: &str = "sessiond_db_pool_connections";
 pub const POOL_IDLE: &str = "sessiond_db_pool_idle_connections";
-/// Refresh tokens deleted by pruning.
+/// Refresh tokens deleted by pruning (the server's own, and any run through its database
+/// handle).
 pub const TOKENS_PRUNED: &str = "sessiond_tokens_pruned_total";
 
 /// Upper bounds of the latency buckets, in seconds: 100 µs to 10 s.

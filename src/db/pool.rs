@@ -90,6 +90,11 @@ impl Db {
         self
     }
 
+    /// Where this database's work is counted.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     /// Open and idle pooled connections, for the metrics.
     pub fn pool_state(&self) -> PoolState {
         let state = self.pool.state();

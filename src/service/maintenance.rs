@@ -82,19 +82,33 @@ pub async fn prune_paced(
     Ok(expired + ended)
 }
 
-/// Runs one chunk's write transaction, then rests as `pace` says.
-async fn chunk<F>(db: &Db, pace: Pace, delete: F) -> Result<u64, Error>
+/// Applies `delete` (which answers how many rows it deleted) to each rowid, in rowid
+/// order (neighbouring rows share pages), one write transaction per [`DELETE_CHUNK`],
+/// resting after each as `pace` says.
+async fn delete_rows<F>(db: &Db, pace: Pace, mut rowids: Vec<i64>, delete: F) -> Result<u64, Error>
 where
-    F: FnOnce(&Tx<'_>) -> Result<u64, Error> + Send + 'static,
+    F: Fn(&Tx<'_>, i64) -> Result<u64, Error> + Clone + Send + 'static,
 {
-    let started = std::time::Instant::now();
-    let deleted = db.write(delete).await?;
-    match pace {
-        // The writer queue is fair: whoever waited behind this chunk goes next.
-        Pace::FullSpeed => tokio::task::yield_now().await,
-        Pace::Gentle => {
-            let rest = (started.elapsed() * GENTLE_REST_FACTOR).max(GENTLE_MIN_REST);
-            tokio::time::sleep(rest).await;
+    rowids.sort_unstable();
+    let mut deleted = 0;
+    for chunk in rowids.chunks(DELETE_CHUNK) {
+        let (chunk, delete) = (chunk.to_vec(), delete.clone());
+        let started = std::time::Instant::now();
+        let n = db
+            .write(move |tx| {
+                chunk.into_iter().map(|rowid| delete(tx, rowid)).sum::<Result<u64, _>>()
+            })
+            .await?;
+        // Counted as each chunk commits: a prune stopped by a shutdown still shows.
+        db.metrics().pruned(n);
+        deleted += n;
+        match pace {
+            // The writer queue is fair: whoever waited behind this chunk goes next.
+            Pace::FullSpeed => tokio::task::yield_now().await,
+            Pace::Gentle => {
+                let rest = (started.elapsed() * GENTLE_REST_FACTOR).max(GENTLE_MIN_REST);
+                tokio::time::sleep(rest).await;
+            }
         }
     }
     Ok(deleted)
@@ -116,25 +130,18 @@ async fn prune_expired(
         let Some(last) = batch.last() else { break };
         after = Some(last.cursor.clone());
         let full = batch.len() == PRUNE_BATCH;
-        let mut rowids: Vec<i64> = batch.into_iter().map(|c| c.rowid).collect();
-        rowids.sort_unstable();
-        for rowids in rowids.chunks(DELETE_CHUNK) {
-            let rowids = rowids.to_vec();
-            deleted += chunk(db, pace, move |tx| {
-                let mut n = 0;
-                for rowid in rowids {
-                    // Read again under the write lock: the token may have been refreshed
-                    // or the policy loosened since the scan.
-                    let Some(t) = maintenance::live_token(tx, rowid)? else { continue };
-                    let effective = bounds.effective(t.overrides);
-                    if effective.expiry(cutoff, t.session_started_at, t.issued_at).is_some() {
-                        n += maintenance::delete_token(tx, rowid)? as u64;
-                    }
-                }
-                Ok(n)
-            })
-            .await?;
-        }
+        let rowids = batch.into_iter().map(|c| c.rowid).collect();
+        deleted += delete_rows(db, pace, rowids, move |tx, rowid| {
+            // Read again under the write lock: the token may have been refreshed or the
+            // policy loosened since the scan.
+            let Some(t) = maintenance::live_token(tx, rowid)? else { return Ok(0) };
+            let effective = bounds.effective(t.overrides);
+            if effective.expiry(cutoff, t.session_started_at, t.issued_at).is_none() {
+                return Ok(0);
+            }
+            Ok(maintenance::delete_token(tx, rowid)? as u64)
+        })
+        .await?;
         if !full {
             break;
         }
@@ -154,20 +161,11 @@ async fn prune_ended(db: &Db, cutoff: DateTime<Utc>, pace: Pace) -> Result<u64, 
         let Some(last) = batch.last() else { break };
         after = Some(last.cursor);
         let full = batch.len() == PRUNE_BATCH;
-        let mut doomed: Vec<i64> =
-            batch.into_iter().filter(|c| c.session_ended).map(|c| c.rowid).collect();
-        doomed.sort_unstable();
-        for rowids in doomed.chunks(DELETE_CHUNK) {
-            let rowids = rowids.to_vec();
-            deleted += chunk(db, pace, move |tx| {
-                let mut n = 0;
-                for rowid in rowids {
-                    n += maintenance::delete_token(tx, rowid)? as u64;
-                }
-                Ok(n)
-            })
-            .await?;
-        }
+        let doomed = batch.into_iter().filter(|c| c.session_ended).map(|c| c.rowid).collect();
+        deleted += delete_rows(db, pace, doomed, |tx, rowid| {
+            Ok(maintenance::delete_token(tx, rowid)? as u64)
+        })
+        .await?;
         if !full {
             break;
         }
@@ -200,7 +198,6 @@ pub async fn prune_periodically(
         };
         match result {
             Ok(deleted) => {
-                state.metrics.pruned(deleted);
                 let ms = started.elapsed().as_millis();
                 tracing::info!(deleted, ms, retention_days = retention, "pruned refresh tokens");
             }

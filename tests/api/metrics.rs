@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, session_of};
 
 /// One scrape, parsed: every sample by name and label set.
 struct Scrape {
@@ -57,13 +57,6 @@ async fn scrape(app: &TestApp) -> Scrape {
     Scrape::parse(r.text)
 }
 
-fn sid(access: &str) -> String {
-    use base64::Engine;
-    let payload = access.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
-    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["sid"].as_str().unwrap().into()
-}
-
 #[tokio::test]
 async fn counts_requests_refresh_outcomes_and_revocations_exactly() {
     let app = TestApp::spawn().await;
@@ -80,7 +73,7 @@ async fn counts_requests_refresh_outcomes_and_revocations_exactly() {
     // A logout, a single revoke.
     let r = app.post("/auth/logout", None, json!({"refresh_token": leaving.refresh})).await;
     assert_eq!(r.status, 204);
-    let path = format!("/accounts/me/security/sessions/{}", sid(&admin.access));
+    let path = format!("/accounts/me/security/sessions/{}", session_of(&admin.access));
     assert_eq!(app.request(Method::DELETE, &path, Some(&owner.access), None).await.status, 204);
     // Reuse: the first token again, past the grace window, ends e1's session.
     app.advance(11).await;
@@ -183,7 +176,7 @@ async fn the_scrape_needs_no_token_and_holds_nothing_per_user() {
         &owner.access,
         &owner.refresh,
         &eng.refresh,
-        &sid(&eng.access),
+        &session_of(&eng.access),
         crate::helpers::PASSWORD,
     ] {
         assert!(!m.text.contains(secret), "{secret} in the scrape");

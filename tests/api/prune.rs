@@ -10,7 +10,7 @@ use sessiond::service::maintenance::{self, PRUNE_BATCH};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, session_of};
 use crate::process::{Server, run, seed_owner};
 
 const DAY: i64 = 24 * 3600;
@@ -28,13 +28,6 @@ fn count(c: &Connection, sql: &str, session: Option<&str>) -> i64 {
 
 fn tokens_of(c: &Connection, session: &str) -> i64 {
     count(c, "SELECT count(*) FROM refresh_tokens WHERE session_id = ?1", Some(session))
-}
-
-fn sid(access: &str) -> String {
-    use base64::Engine;
-    let payload = access.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
-    serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()["sid"].as_str().unwrap().into()
 }
 
 async fn prune(app: &TestApp) -> u64 {
@@ -71,13 +64,13 @@ async fn old_ended_sessions_go_and_live_ones_stay_whole() {
 
     let c = conn(&app);
     let before = count(&c, "SELECT count(*) FROM refresh_tokens", None);
-    assert_eq!(tokens_of(&c, &sid(&left.access)), 3);
+    assert_eq!(tokens_of(&c, &session_of(&left.access)), 3);
     assert_eq!(prune(&app).await, 4, "the logged-out chain (3) and the abandoned token (1)");
     assert_eq!(count(&c, "SELECT count(*) FROM refresh_tokens", None), before - 4);
-    assert_eq!(tokens_of(&c, &sid(&left.access)), 0);
-    assert_eq!(tokens_of(&c, &sid(&abandoned.access)), 0, "expired at day 30, past day 31");
-    assert_eq!(tokens_of(&c, &sid(&recent.access)), 1, "revoked at day 40: kept");
-    assert_eq!(tokens_of(&c, &sid(&owner.access)), 4, "a live session keeps its history");
+    assert_eq!(tokens_of(&c, &session_of(&left.access)), 0);
+    assert_eq!(tokens_of(&c, &session_of(&abandoned.access)), 0, "expired at day 30, past day 31");
+    assert_eq!(tokens_of(&c, &session_of(&recent.access)), 1, "revoked at day 40: kept");
+    assert_eq!(tokens_of(&c, &session_of(&owner.access)), 4, "a live session keeps its history");
     assert_eq!(prune(&app).await, 0, "nothing more to do");
 
     // The live session still refreshes...
@@ -103,7 +96,7 @@ async fn a_policy_that_still_allows_a_session_keeps_it_however_old_its_last_refr
     let quiet = app.rotate(&quiet.refresh).await;
     app.advance(59 * DAY).await;
     assert_eq!(prune(&app).await, 1, "only the owner's first session, idle since day 0");
-    assert_eq!(tokens_of(&conn(&app), &sid(&quiet.access)), 2);
+    assert_eq!(tokens_of(&conn(&app), &session_of(&quiet.access)), 2);
     app.refresh(&quiet.refresh).await.assert(401, "session_idle_timeout");
 }
 
@@ -189,19 +182,23 @@ async fn the_server_prunes_in_the_background_and_stops_when_told() {
     let tick = Duration::from_millis(20);
     let task =
         tokio::spawn(maintenance::prune_periodically(app.state.clone(), tick, tick, stop.clone()));
-    let c = conn(&app);
+    // A finished run is counted in the metrics.
     let mut waited = 0;
-    while tokens_of(&c, &sid(&gone.access)) > 0 {
-        assert!(waited < 500, "the background prune never ran");
+    loop {
+        let scrape = app.request(reqwest::Method::GET, "/metrics", None, None).await.text;
+        if scrape.contains("sessiond_tokens_pruned_total 1\n") {
+            break;
+        }
+        assert!(waited < 500, "the background prune never ran: {scrape}");
         tokio::time::sleep(tick).await;
         waited += 1;
     }
-    assert_eq!(tokens_of(&c, &sid(&kept.access)), 3);
+    let c = conn(&app);
+    assert_eq!(tokens_of(&c, &session_of(&gone.access)), 0);
+    assert_eq!(tokens_of(&c, &session_of(&kept.access)), 3);
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
     app.rotate(&kept.refresh).await;
-    let scrape = app.request(reqwest::Method::GET, "/metrics", None, None).await.text;
-    assert!(scrape.contains("sessiond_tokens_pruned_total 1\n"), "{scrape}");
 }
 
 #[test]

@@ -1,21 +1,12 @@
 //! GET /accounts/me/security/sessions and DELETE /accounts/me/security/sessions/{id}.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{PASSWORD, TestApp, Tokens, tokens};
+use crate::helpers::{PASSWORD, TestApp, Tokens, session_of, tokens};
 
 const LIST: &str = "/accounts/me/security/sessions";
-
-/// The session id an access token carries (its `sid` claim).
-fn sid(access: &str) -> String {
-    let payload = access.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["sid"].as_str().unwrap().to_owned()
-}
 
 fn at(v: &Value) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
@@ -67,7 +58,10 @@ async fn lists_every_active_session_with_its_fields_most_recent_first() {
     let eng = app.rotate(&eng.refresh).await;
 
     let items = list(&app, &owner.access).await;
-    assert_eq!(ids(&items), [sid(&eng.access), sid(&admin.access), sid(&owner.access)]);
+    assert_eq!(
+        ids(&items),
+        [session_of(&eng.access), session_of(&admin.access), session_of(&owner.access)]
+    );
     let mut keys: Vec<&str> = items[0].as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(
@@ -121,9 +115,9 @@ async fn current_marks_the_calling_session_only() {
         let items = list(&app, &caller.access).await;
         assert_eq!(items.len(), 2);
         for s in &items {
-            let mine = s["session_id"] == sid(&caller.access);
+            let mine = s["session_id"] == session_of(&caller.access);
             assert_eq!(s["current"], mine, "{s}");
-            assert!(mine || s["session_id"] == sid(&other.access));
+            assert!(mine || s["session_id"] == session_of(&other.access));
         }
     }
 }
@@ -143,10 +137,14 @@ async fn ended_sessions_are_not_listed() {
         .unwrap();
 
     let items = list(&app, &owner.access).await;
-    assert_eq!(ids(&items), [sid(&successor.access), sid(&owner.access)]);
-    assert!(!ids(&items).contains(&sid(&logged_out.access)));
-    assert!(!ids(&items).contains(&sid(&disabled.access)));
-    assert_eq!(sid(&rotated.access), sid(&successor.access), "one session, listed once");
+    assert_eq!(ids(&items), [session_of(&successor.access), session_of(&owner.access)]);
+    assert!(!ids(&items).contains(&session_of(&logged_out.access)));
+    assert!(!ids(&items).contains(&session_of(&disabled.access)));
+    assert_eq!(
+        session_of(&rotated.access),
+        session_of(&successor.access),
+        "one session, listed once"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +163,7 @@ async fn timeouts_under_the_current_policy_hide_sessions() {
     app.advance(6 * 60).await;
     let owner = app.login(&t.owner).await;
     let items = list(&app, &owner.access).await;
-    assert_eq!(ids(&items), [sid(&owner.access), sid(&busy.access)]);
+    assert_eq!(ids(&items), [session_of(&owner.access), session_of(&busy.access)]);
     let b = &items[1];
     assert_eq!(at(&b["idle_expires_at"]), at(&b["last_active_at"]) + TimeDelta::minutes(15));
     assert_eq!(at(&b["absolute_expires_at"]), at(&b["started_at"]) + TimeDelta::minutes(60));
@@ -173,8 +171,8 @@ async fn timeouts_under_the_current_policy_hide_sessions() {
     // The policy as it stands now: loosening idle brings the engineer's session back.
     app.set_policy(&owner.access, json!({"idle_minutes": 30})).await;
     let items = list(&app, &owner.access).await;
-    assert!(ids(&items).contains(&sid(&idle.access)), "{items:?}");
-    let e = items.iter().find(|s| s["session_id"] == sid(&idle.access)).unwrap();
+    assert!(ids(&items).contains(&session_of(&idle.access)), "{items:?}");
+    let e = items.iter().find(|s| s["session_id"] == session_of(&idle.access)).unwrap();
     assert_eq!(at(&e["idle_expires_at"]), at(&e["last_active_at"]) + TimeDelta::minutes(30));
     app.set_policy(&owner.access, json!({"idle_minutes": 15})).await;
 
@@ -190,7 +188,7 @@ async fn timeouts_under_the_current_policy_hide_sessions() {
     let owner = app.login(&t.owner).await;
     app.advance(270).await;
     let items = list(&app, &owner.access).await;
-    assert_eq!(ids(&items), [sid(&owner.access)], "{items:?}");
+    assert_eq!(ids(&items), [session_of(&owner.access)], "{items:?}");
     app.refresh(&busy.refresh).await.assert(401, "session_absolute_timeout");
 }
 
@@ -202,10 +200,13 @@ async fn other_accounts_sessions_are_neither_listed_nor_revocable() {
     let a = app.login(&acme.owner).await;
     let g = app.login(&globex.owner).await;
     let g_eng = app.login(&globex.engineer).await;
-    assert_eq!(ids(&list(&app, &a.access).await), [sid(&a.access)]);
-    assert_eq!(ids(&list(&app, &g.access).await), [sid(&g_eng.access), sid(&g.access)]);
+    assert_eq!(ids(&list(&app, &a.access).await), [session_of(&a.access)]);
+    assert_eq!(
+        ids(&list(&app, &g.access).await),
+        [session_of(&g_eng.access), session_of(&g.access)]
+    );
 
-    delete(&app, &a.access, &sid(&g_eng.access)).await.assert(404, "session_not_found");
+    delete(&app, &a.access, &session_of(&g_eng.access)).await.assert(404, "session_not_found");
     assert!(app.access_ok(&g_eng.access).await);
     assert_eq!(app.refresh(&g_eng.refresh).await.status, 200);
     assert!(app.audit(&a.access, "account.session_revoked").await.is_empty());
@@ -220,12 +221,12 @@ async fn non_owners_get_403_and_no_token_401() {
     for user in [&t.admin, &t.engineer] {
         let tok = app.login(user).await;
         app.get(LIST, &tok.access).await.assert(403, "owner_required");
-        delete(&app, &tok.access, &sid(&owner.access)).await.assert(403, "owner_required");
+        delete(&app, &tok.access, &session_of(&owner.access)).await.assert(403, "owner_required");
         delete(&app, &tok.access, "not-a-uuid").await.assert(403, "owner_required");
     }
     assert!(app.access_ok(&owner.access).await, "nothing was revoked");
     app.request(Method::GET, LIST, None, None).await.assert(401, "not_authenticated");
-    let path = format!("{LIST}/{}", sid(&owner.access));
+    let path = format!("{LIST}/{}", session_of(&owner.access));
     app.request(Method::DELETE, &path, None, None).await.assert(401, "not_authenticated");
 }
 
@@ -236,7 +237,7 @@ async fn delete_revokes_the_session_at_once_with_its_audit_row() {
     let owner = app.login(&t.owner).await;
     let eng = app.login(&t.engineer).await;
     let eng_other = app.login(&t.engineer).await;
-    let target = sid(&eng.access);
+    let target = session_of(&eng.access);
 
     let r = delete(&app, &owner.access, &target).await;
     assert_eq!(r.status, 204, "{}", r.text);
@@ -273,8 +274,8 @@ async fn unknown_malformed_and_expired_ids_are_404() {
     app.advance(16 * 60).await;
     let owner = app.login(&t.owner).await;
     let unknown = uuid::Uuid::new_v4().to_string();
-    let upper = sid(&owner.access).to_uppercase();
-    for id in [unknown.as_str(), "not-a-uuid", "%FF", "12345", &sid(&idle.access)] {
+    let upper = session_of(&owner.access).to_uppercase();
+    for id in [unknown.as_str(), "not-a-uuid", "%FF", "12345", &session_of(&idle.access)] {
         delete(&app, &owner.access, id).await.assert(404, "session_not_found");
     }
     assert!(app.audit(&owner.access, "account.session_revoked").await.is_empty());
@@ -291,8 +292,8 @@ async fn an_owner_can_end_their_own_current_session() {
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     let other = app.login(&t.owner).await;
-    assert_eq!(delete(&app, &owner.access, &sid(&owner.access)).await.status, 204);
+    assert_eq!(delete(&app, &owner.access, &session_of(&owner.access)).await.status, 204);
     assert!(!app.access_ok(&owner.access).await);
     app.refresh(&owner.refresh).await.assert(401, "invalid_refresh_token");
-    assert_eq!(ids(&list(&app, &other.access).await), [sid(&other.access)]);
+    assert_eq!(ids(&list(&app, &other.access).await), [session_of(&other.access)]);
 }
