@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::jwt::{Keys, resolve_secret};
@@ -15,7 +16,9 @@ use crate::auth::password::Hasher;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::policy::Bounds;
+use crate::service::maintenance;
 use crate::state::AppState;
 
 pub struct App {
@@ -30,7 +33,8 @@ impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let clock =
             if config.testing.clock_control { Clock::controllable() } else { Clock::system() };
-        let db = open_db(&config).await?;
+        let metrics = Metrics::prometheus().context("building the metrics registry")?;
+        let db = open_db(&config).await?.with_metrics(metrics.clone());
         let secret = {
             let (configured, path) =
                 (config.auth.jwt_secret.expose().to_owned(), config.database.path.clone());
@@ -53,6 +57,7 @@ impl App {
             clock,
             hasher: Hasher::new(hashers),
             background: TaskTracker::new(),
+            metrics,
         };
         Ok(App { listener, addr, state })
     }
@@ -72,7 +77,18 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let background = self.state.background.clone();
+        // Housekeeping runs beside the server and stops with it.
+        let stop = CancellationToken::new();
+        let prune = maintenance::prune_periodically(
+            self.state.clone(),
+            PRUNE_FIRST,
+            PRUNE_EVERY,
+            stop.clone(),
+        );
+        background.spawn(prune);
+        background.spawn(maintenance::metrics_upkeep(self.state.metrics.clone(), stop.clone()));
         let served = crate::http::serve(self.listener, self.state, shutdown).await;
+        stop.cancel();
         background.close();
         background.wait().await;
         served
@@ -86,6 +102,11 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
         .await
         .context("opening the database")??)
 }
+
+/// When the server first prunes old refresh tokens (`session.retention_days`), and how
+/// often after that.
+const PRUNE_FIRST: std::time::Duration = std::time::Duration::from_secs(60);
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How long the server keeps serving after a signal before it stops accepting and drains.
 const SHUTDOWN_SETTLE: std::time::Duration = std::time::Duration::from_millis(20);

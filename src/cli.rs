@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `account create`, `user create`,
-//! `user disable`. Exit status 2 for usage and configuration errors, 1 for any other
+//! `user disable`, `backup`, `prune`. Exit status 2 for usage and configuration errors, 1 for any other
 //! failure, each with one line on stderr.
 
 use std::io::{Read, Write};
@@ -16,7 +16,9 @@ use crate::auth::Role;
 use crate::auth::password::{Hasher, check_new_password};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, FlagOverrides, Source};
-use crate::service::{self, accounts, users};
+use crate::db::backup::BackupError;
+use crate::policy::Bounds;
+use crate::service::{self, accounts, maintenance, users};
 
 #[derive(Debug, Parser)]
 #[command(name = "sessiond", version, about = "Session-expiration server on embedded SQLite")]
@@ -49,6 +51,16 @@ pub enum Command {
     /// Manage users.
     #[command(subcommand)]
     User(UserCommand),
+    /// Write a consistent copy of the database to a new file, also while a server runs;
+    /// prints {"backup": PATH, "bytes": n}.
+    Backup {
+        /// The copy to create; an existing file is never overwritten.
+        #[arg(long, value_name = "PATH")]
+        to: PathBuf,
+    },
+    /// Delete refresh tokens revoked or expired more than session.retention_days ago;
+    /// prints {"deleted": n}.
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -187,7 +199,33 @@ pub async fn run(cli: Cli, config: Config, warnings: Vec<String>) -> Result<(), 
             let (id, revoked) = users::disable(&db, &email, Clock::system().now()).await?;
             print_json(&json!({ "user_id": id, "revoked_count": revoked }))
         }
+        Some(Command::Backup { to }) => backup(&config, &to).await,
+        Some(Command::Prune) => {
+            let db = open_db(&config).await.map_err(failure)?;
+            let (bounds, retention) =
+                (Bounds::from(&config.session), config.session.retention_days);
+            let now = Clock::system().now();
+            let pace = maintenance::Pace::Gentle;
+            let deleted = maintenance::prune_paced(&db, bounds, retention, now, pace).await?;
+            print_json(&json!({ "deleted": deleted }))
+        }
     }
+}
+
+/// `backup --to PATH`: the copy is taken from the database file as it is, without
+/// migrating it, and never replaces an existing file.
+async fn backup(config: &Config, to: &std::path::Path) -> Result<(), CliError> {
+    if config.database.path == ":memory:" {
+        return Err(CliError::Usage(
+            "database.path is :memory:, which no other process can read; name the database file with --database".into(),
+        ));
+    }
+    let source = std::path::PathBuf::from(&config.database.path);
+    let backed = maintenance::backup(&source, to).await.map_err(|e| match e {
+        BackupError::Other(e) => failure(e),
+        other => CliError::Failure(other.to_string()),
+    })?;
+    print_json(&json!({ "backup": to, "bytes": backed.bytes, "pages": backed.pages }))
 }
 
 async fn serve(config: Config, warnings: Vec<String>) -> Result<(), CliError> {

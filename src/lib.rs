@@ -19,6 +19,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod logging;
+pub mod metrics;
 pub mod policy;
 pub mod revocation;
 pub mod service;

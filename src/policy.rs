@@ -158,7 +158,28 @@ impl Bounds {
     }
 }
 
+/// The last instants at which a session is still alive under each limit. `None`: a limit
+/// too large to add to the start (a stored override far beyond today's bounds), which
+/// never ends the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    pub idle: Option<DateTime<Utc>>,
+    pub absolute: Option<DateTime<Utc>>,
+}
+
 impl Effective {
+    /// The deadlines of a session started at `started` and last refreshed at
+    /// `last_active`.
+    pub fn deadlines(&self, started: DateTime<Utc>, last_active: DateTime<Utc>) -> Deadlines {
+        let add = |from: DateTime<Utc>, minutes: i64| {
+            TimeDelta::try_minutes(minutes).and_then(|d| from.checked_add_signed(d))
+        };
+        Deadlines {
+            idle: add(last_active, self.idle_minutes),
+            absolute: add(started, self.absolute_minutes),
+        }
+    }
+
     /// Whether a session started at `started` and last refreshed at `last_active` has
     /// ended by `now`. Absolute is checked first; both limits are inclusive (a session is
     /// alive at exactly its limit and over one instant later).
@@ -168,17 +189,12 @@ impl Effective {
         started: DateTime<Utc>,
         last_active: DateTime<Utc>,
     ) -> Option<Expiry> {
-        // A limit too large to add (a stored override far beyond today's bounds) never
-        // ends a session, rather than crashing the refresh.
-        let passed = |from: DateTime<Utc>, minutes: i64| {
-            TimeDelta::try_minutes(minutes)
-                .and_then(|d| from.checked_add_signed(d))
-                .is_some_and(|limit| now > limit)
-        };
-        if passed(started, self.absolute_minutes) {
+        let d = self.deadlines(started, last_active);
+        let passed = |deadline: Option<DateTime<Utc>>| deadline.is_some_and(|limit| now > limit);
+        if passed(d.absolute) {
             return Some(Expiry::Absolute { limit_minutes: self.absolute_minutes });
         }
-        if passed(last_active, self.idle_minutes) {
+        if passed(d.idle) {
             return Some(Expiry::Idle { limit_minutes: self.idle_minutes });
         }
         None
@@ -281,5 +297,20 @@ mod tests {
         assert_eq!(e.expiry(t0 + TimeDelta::minutes(60), t0, last), None);
         let huge = Effective { idle_minutes: i64::MAX, absolute_minutes: i64::MAX };
         assert_eq!(huge.expiry(t0 + TimeDelta::days(365_000), t0, t0), None);
+    }
+
+    #[test]
+    fn deadlines_are_the_last_alive_instants() {
+        let e = Effective { idle_minutes: 15, absolute_minutes: 60 };
+        let t0 = DateTime::<Utc>::UNIX_EPOCH;
+        let last = t0 + TimeDelta::minutes(50);
+        let d = e.deadlines(t0, last);
+        assert_eq!(d.idle, Some(last + TimeDelta::minutes(15)));
+        assert_eq!(d.absolute, Some(t0 + TimeDelta::minutes(60)));
+        let one_ms = TimeDelta::milliseconds(1);
+        assert_eq!(e.expiry(t0 + TimeDelta::minutes(60), t0, last), None);
+        assert!(e.expiry(t0 + TimeDelta::minutes(60) + one_ms, t0, last).is_some());
+        let huge = Effective { idle_minutes: i64::MAX, absolute_minutes: i64::MAX };
+        assert_eq!(huge.deadlines(t0, t0), Deadlines { idle: None, absolute: None });
     }
 }

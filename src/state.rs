@@ -9,6 +9,7 @@ use crate::auth::password::Hasher;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
+use crate::metrics::Metrics;
 use crate::policy::Bounds;
 
 #[derive(Clone, Debug)]
@@ -22,4 +23,6 @@ pub struct AppState {
     /// Work that outlives its request (the failed-login audit row); a graceful shutdown
     /// waits for it.
     pub background: TaskTracker,
+    /// This app's Prometheus registry (`GET /metrics`).
+    pub metrics: Metrics,
 }

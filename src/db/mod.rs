@@ -7,12 +7,19 @@
 
 pub mod accounts;
 pub mod audit_events;
+pub mod backup;
+pub mod maintenance;
 mod pool;
 pub mod refresh_tokens;
+pub mod sessions;
 pub mod users;
+
+use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
+
+use crate::revocation::Reason;
 
 pub use pool::{Db, OpenError};
 
@@ -35,11 +42,21 @@ impl From<rusqlite::Error> for DbError {
 
 /// One open transaction, handed to the storage functions of each table. The wrapper keeps
 /// rusqlite's types inside this module tree.
-pub struct Tx<'c>(rusqlite::Transaction<'c>);
+pub struct Tx<'c> {
+    tx: rusqlite::Transaction<'c>,
+    /// Revocations made in this transaction, counted in the metrics once it commits.
+    revoked: RefCell<Vec<(Reason, usize)>>,
+}
 
 impl Tx<'_> {
     fn conn(&self) -> &rusqlite::Connection {
-        &self.0
+        &self.tx
+    }
+
+    /// Notes `count` tokens revoked for `cause`; they reach the metrics only if this
+    /// transaction commits.
+    pub fn count_revoked(&self, cause: Reason, count: usize) {
+        self.revoked.borrow_mut().push((cause, count));
     }
 }
 
@@ -62,9 +79,11 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
+        let queued = std::time::Instant::now();
         let permit = self.writer.clone().acquire_owned().await.map_err(|e| {
             E::from(DbError::Other(anyhow::Error::new(e).context("database writer queue closed")))
         })?;
+        self.metrics.writer_wait(queued.elapsed());
         // The permit travels with the work: it is released when the transaction ends,
         // even if the request that asked for it has gone away.
         self.run(TransactionBehavior::Immediate, move |tx| {
@@ -89,11 +108,17 @@ impl Db {
         let span = tracing::Span::current();
         let joined = tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
+            let asked = std::time::Instant::now();
             let mut conn = db.connection().map_err(E::from)?;
+            db.metrics.pool_wait(asked.elapsed());
             let tx = conn.transaction_with_behavior(behavior).map_err(DbError::from)?;
-            let tx = Tx(tx);
+            let tx = Tx { tx, revoked: RefCell::default() };
             let out = f(&tx)?;
-            tx.0.commit().map_err(DbError::from)?;
+            let Tx { tx, revoked } = tx;
+            tx.commit().map_err(DbError::from)?;
+            for (cause, count) in revoked.into_inner() {
+                db.metrics.revoked(cause, count);
+            }
             Ok(out)
         })
         .await;

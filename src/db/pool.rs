@@ -11,6 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use super::DbError;
+use crate::metrics::{Metrics, PoolState};
 
 mod embedded {
     refinery::embed_migrations!("migrations");
@@ -31,6 +32,8 @@ pub struct Db {
     /// For `:memory:`: one connection held for the life of the process, because an
     /// in-memory database disappears when its last connection closes.
     _memory_anchor: Option<Arc<Mutex<Connection>>>,
+    /// Where pool waits and committed revocations are counted (disabled for the CLI).
+    pub(super) metrics: Metrics,
 }
 
 /// Why the database could not be opened or migrated.
@@ -73,7 +76,29 @@ impl Db {
         let pool = build_pool(manager, pool_size)
             .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
         let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
-        Ok(Db { pool, writer: Arc::new(Semaphore::new(1)), _memory_anchor: memory_anchor })
+        Ok(Db {
+            pool,
+            writer: Arc::new(Semaphore::new(1)),
+            _memory_anchor: memory_anchor,
+            metrics: Metrics::disabled(),
+        })
+    }
+
+    /// This database, counting into `metrics`.
+    pub fn with_metrics(mut self, metrics: Metrics) -> Db {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Where this database's work is counted.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Open and idle pooled connections, for the metrics.
+    pub fn pool_state(&self) -> PoolState {
+        let state = self.pool.state();
+        PoolState { connections: state.connections, idle: state.idle_connections }
     }
 
     /// A pooled connection. Only ever called from a blocking thread.

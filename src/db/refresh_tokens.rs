@@ -146,6 +146,7 @@ pub fn revoke_token(
             ":reason": stamp.reason.as_str(),
             ":event": stamp.event.map(|e| e.to_string()),
         })?;
+    tx.count_revoked(stamp.reason, changed);
     Ok(changed == 1)
 }
 
@@ -157,12 +158,14 @@ pub(super) const REVOKE_SESSION_SQL: &str = concat!(
 
 /// Revokes every live token of one session.
 pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, stamp: Stamp) -> Result<usize, DbError> {
-    Ok(tx.conn().prepare_cached(REVOKE_SESSION_SQL)?.execute(named_params! {
+    let n = tx.conn().prepare_cached(REVOKE_SESSION_SQL)?.execute(named_params! {
         ":session": session_id.to_string(),
         ":at": to_ms(stamp.at),
         ":reason": stamp.reason.as_str(),
         ":event": stamp.event.map(|e| e.to_string()),
-    })?)
+    })?;
+    tx.count_revoked(stamp.reason, n);
+    Ok(n)
 }
 
 pub(super) const REVOKE_USER_SQL: &str = concat!(
@@ -178,13 +181,15 @@ pub fn revoke_user(
     keep: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<usize, DbError> {
-    Ok(tx.conn().prepare_cached(REVOKE_USER_SQL)?.execute(named_params! {
+    let n = tx.conn().prepare_cached(REVOKE_USER_SQL)?.execute(named_params! {
         ":user": user_id.to_string(),
         ":keep": keep.map(|s| s.to_string()),
         ":at": to_ms(stamp.at),
         ":reason": stamp.reason.as_str(),
         ":event": stamp.event.map(|e| e.to_string()),
-    })?)
+    })?;
+    tx.count_revoked(stamp.reason, n);
+    Ok(n)
 }
 
 /// The account's live tokens that the bulk revoke selects: every user of the account,
@@ -212,13 +217,15 @@ pub fn revoke_account(
     keep_user: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<usize, DbError> {
-    Ok(tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(named_params! {
+    let n = tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(named_params! {
         ":account": account_id.to_string(),
         ":keep": keep_user.map(|u| u.to_string()),
         ":at": to_ms(stamp.at),
         ":reason": stamp.reason.as_str(),
         ":event": stamp.event.map(|e| e.to_string()),
-    })?)
+    })?;
+    tx.count_revoked(stamp.reason, n);
+    Ok(n)
 }
 
 /// How many tokens [`revoke_account`] would revoke now.

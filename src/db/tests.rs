@@ -1,7 +1,7 @@
 //! Storage tests: query plans of the hot statements, and the in-memory database shared
 //! by every pooled connection.
 
-use super::{Db, DbError, refresh_tokens, users};
+use super::{Db, DbError, maintenance, refresh_tokens, sessions, users};
 
 fn plan(db: &Db, sql: &str) -> String {
     let conn = db.connection().expect("connection");
@@ -45,6 +45,35 @@ fn hot_statements_use_indexes_not_scans() {
         let plan = plan(&db, sql);
         assert!(plan.contains("users_by_account"), "{plan}");
         assert!(!plan.contains("SCAN users"), "{plan}");
+    }
+}
+
+/// The owner's session list reads the account's live tokens only; the prune reads old
+/// revoked tokens and live ones through their indexes, never the whole history.
+#[test]
+fn session_list_and_prune_use_indexes_not_scans() {
+    let db = Db::open(":memory:", 2).expect("open");
+    let cases: [(&str, &[&str]); 4] = [
+        (sessions::LIVE_BY_ACCOUNT_SQL, &["users_by_account", "refresh_tokens_active_by_user"]),
+        (sessions::LIVE_IN_ACCOUNT_SQL, &["refresh_tokens_active_by_session"]),
+        (maintenance::LIVE_ISSUED_BEFORE_SQL, &["refresh_tokens_active_by_session"]),
+        (
+            maintenance::REVOKED_BEFORE_SQL,
+            &[
+                "refresh_tokens_revoked ",
+                "refresh_tokens_active_by_session",
+                "refresh_tokens_revoked_by_session",
+            ],
+        ),
+    ];
+    for (sql, indexes) in cases {
+        let plan = plan(&db, sql);
+        for table in ["refresh_tokens", "t", "s", "users", "u", "accounts", "a"] {
+            assert!(!plan.contains(&format!("SCAN {table}")), "{sql}\n{plan}");
+        }
+        for index in indexes {
+            assert!(plan.contains(index), "{sql} should use {index}:\n{plan}");
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{ApiJson, Now};
 use crate::auth::{AuthUser, Role};
 use crate::error::{ApiError, ErrorBody, RefreshRefusal};
+use crate::service;
 use crate::service::sessions::{self, ClientInfo, TokenPair};
 use crate::state::AppState;
 
@@ -60,7 +61,18 @@ pub async fn refresh(
     Now(now): Now,
     ApiJson(body): ApiJson<RefreshBody>,
 ) -> Result<Json<TokenPair>, ApiError> {
-    Ok(Json(sessions::refresh(&state, &body.refresh_token, now).await?))
+    let pair = sessions::refresh(&state, &body.refresh_token, now).await;
+    state.metrics.refresh(refresh_result(&pair));
+    Ok(Json(pair?))
+}
+
+/// The `result` label of a refresh: `ok`, or the 401's `detail`.
+fn refresh_result(r: &Result<TokenPair, service::Error>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(service::Error::RefreshDenied(d)) => d.detail(),
+        Err(_) => "internal_error",
+    }
 }
 
 /// Ends the session a refresh token belongs to; 204 whatever the token.

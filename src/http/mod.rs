@@ -7,18 +7,17 @@ mod audit;
 mod auth;
 mod extract;
 mod health;
+mod observe;
 pub mod openapi;
+mod sessions;
 mod test_clock;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next, map_response};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Router};
-
-use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
@@ -50,13 +49,15 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), stamp_request_time))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(
-            DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
-        ))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked");
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        // Outside the panic guard, so a panic is logged and counted as the 500 it becomes;
+        // the request's one log line is `observe::track`'s.
+        .layer(middleware::from_fn_with_state(state.clone(), observe::track))
+        .layer(TraceLayer::new_for_http().make_span_with(request_span).on_response(()))
+        .layer(middleware::from_fn(observe::request_id))
         .with_state(state)
 }
 
@@ -70,7 +71,10 @@ pub fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(auth::change_password))
         .routes(routes!(account_security::get_policy, account_security::patch_policy))
         .routes(routes!(account_security::revoke_sessions))
+        .routes(routes!(sessions::list))
+        .routes(routes!(sessions::revoke))
         .routes(routes!(audit::list))
+        .routes(routes!(observe::metrics))
         .routes(routes!(health::healthz))
         .routes(routes!(openapi::serve));
     if state.clock.is_controllable() {
@@ -84,12 +88,15 @@ fn no_store((schemas, paths, route): UtoipaMethodRouter<AppState>) -> UtoipaMeth
     (schemas, paths, route.layer(map_response(auth::no_store)))
 }
 
-/// The span every request's logs carry: method and matched route (never the raw URI or
-/// headers, which can hold tokens); user and account are filled in once authenticated.
+/// The span every request's logs carry: request id, method and matched route (never the
+/// raw URI or other headers, which can hold tokens); user and account are filled in once
+/// authenticated.
 fn request_span(req: &Request) -> tracing::Span {
-    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let route =
+        req.extensions().get::<MatchedPath>().map_or(observe::UNMATCHED, MatchedPath::as_str);
     tracing::info_span!(
         "request",
+        request_id = observe::id_of(req),
         method = %req.method(),
         route,
         user_id = tracing::field::Empty,

@@ -2,7 +2,9 @@
 //! from its caller, runs its writes in one transaction with their audit row, and
 //! answers with a domain error that `error.rs` (or the CLI) maps to the outside.
 
+pub mod account_sessions;
 pub mod accounts;
+pub mod maintenance;
 pub mod sessions;
 pub mod users;
 

@@ -318,3 +318,12 @@ pub fn password_hash() -> String {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| hash_blocking(PASSWORD).unwrap()).clone()
 }
+
+/// The session id an access token carries (its `sid` claim).
+pub fn session_of(access: &str) -> String {
+    use base64::Engine;
+    let payload = access.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+    let claims: Value = serde_json::from_slice(&bytes).unwrap();
+    claims["sid"].as_str().unwrap().to_owned()
+}

@@ -19,7 +19,10 @@ const CONTRACT_ENDPOINTS: &[(&str, &str)] = &[
     ("PATCH", "/accounts/me/security"),
     ("POST", "/accounts/me/security/revoke-sessions"),
     ("GET", "/accounts/me/audit-events"),
+    ("GET", "/accounts/me/security/sessions"),
+    ("DELETE", "/accounts/me/security/sessions/{session_id}"),
     ("GET", "/healthz"),
+    ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("POST", "/_test/clock"),
 ];

@@ -159,6 +159,11 @@ impl Server {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Where stderr goes; still readable after the process is gone.
+    pub fn stderr_path(&self) -> &Path {
+        &self.stderr_path
+    }
+
     /// Lines printed on stdout after the first one, so far.
     pub fn more_stdout(&self) -> Vec<String> {
         self.stdout_rest.try_iter().collect()
