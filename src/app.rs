@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::jwt::{Keys, resolve_secret};
 use crate::auth::password::Hasher;
+use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -45,6 +46,10 @@ impl App {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let hashers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let login_throttle = Arc::new(LoginThrottle::new(
+            config.auth.max_failed_logins,
+            config.auth.failed_login_window_minutes,
+        ));
         let state = AppState {
             db,
             bounds: Bounds::from(&config.session),
@@ -53,6 +58,7 @@ impl App {
             clock,
             hasher: Hasher::new(hashers),
             background: TaskTracker::new(),
+            login_throttle,
         };
         Ok(App { listener, addr, state })
     }

@@ -6,6 +6,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::jwt::Keys;
 use crate::auth::password::Hasher;
+use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -22,4 +23,6 @@ pub struct AppState {
     /// Work that outlives its request (the failed-login audit row); a graceful shutdown
     /// waits for it.
     pub background: TaskTracker,
+    /// Failed logins per (email, client address), in memory (see `auth::throttle`).
+    pub login_throttle: Arc<LoginThrottle>,
 }

@@ -31,6 +31,8 @@ impl RefreshDenied {
 pub enum Error {
     #[error("invalid credentials")]
     InvalidCredentials,
+    #[error("too many failed logins; retry in {retry_after_seconds} s")]
+    TooManyAttempts { retry_after_seconds: u64 },
     #[error("refresh refused: {}", .0.detail())]
     RefreshDenied(RefreshDenied),
     #[error(transparent)]

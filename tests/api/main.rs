@@ -20,3 +20,4 @@ mod refresh;
 mod revoke;
 mod server_process;
 mod tenancy;
+mod throttle;
