@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::task::TaskTracker;
 
-use crate::auth::jwt::{Keys, resolve_secret};
+use crate::auth::jwt::{Keys, resolve_secret, secret_file_warning};
 use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
@@ -23,6 +23,8 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    /// Logged when serving starts, not while building: a start that fails prints one line.
+    warnings: Vec<String>,
 }
 
 impl App {
@@ -32,12 +34,15 @@ impl App {
         let clock =
             if config.testing.clock_control { Clock::controllable() } else { Clock::system() };
         let db = open_db(&config).await?;
-        let secret = {
+        let (secret, warning) = {
             let (configured, path) =
                 (config.auth.jwt_secret.expose().to_owned(), config.database.path.clone());
-            tokio::task::spawn_blocking(move || resolve_secret(&configured, &path))
-                .await
-                .context("loading the JWT secret")??
+            tokio::task::spawn_blocking(move || {
+                resolve_secret(&configured, &path)
+                    .map(|secret| (secret, secret_file_warning(&configured, &path)))
+            })
+            .await
+            .context("loading the JWT secret")??
         };
         let keys = Keys::new(&secret, config.auth.access_token_minutes);
         let listen = config.server.listen.clone();
@@ -60,7 +65,7 @@ impl App {
             background: TaskTracker::new(),
             login_throttle,
         };
-        Ok(App { listener, addr, state })
+        Ok(App { listener, addr, state, warnings: warning.into_iter().collect() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -77,6 +82,9 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
         let background = self.state.background.clone();
         let served = crate::http::serve(self.listener, self.state, shutdown).await;
         background.close();

@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod audit_events;
 mod pool;
+mod preflight;
 pub mod refresh_tokens;
 pub mod users;
 

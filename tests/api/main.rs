@@ -21,3 +21,4 @@ mod revoke;
 mod server_process;
 mod tenancy;
 mod throttle;
+mod unhappy_starts;
