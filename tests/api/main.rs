@@ -14,6 +14,7 @@ mod process;
 mod audit;
 mod auth;
 mod cli;
+mod concurrency;
 mod hostile;
 mod http;
 mod policy;
