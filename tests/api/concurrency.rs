@@ -186,7 +186,7 @@ async fn owner(http: Http, rec: Shared, tenant: usize, email: String, patch: boo
             }
             a
         } else {
-            let scope = if round % 5 == 0 { "all" } else { "others" };
+            let scope = if round.is_multiple_of(5) { "all" } else { "others" };
             let path = "/accounts/me/security/revoke-sessions";
             let a = http
                 .call(reqwest::Method::POST, path, Some(&access), json!({"scope": scope}))
