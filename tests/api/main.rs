@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod cli;
 mod concurrency;
+mod crash;
 mod hostile;
 mod http;
 mod policy;
