@@ -77,6 +77,7 @@ impl Db {
             (uri, memory_flags(), false)
         } else {
             create_parent_dir(path)?;
+            create_private(path)?;
             (path.to_owned(), OpenFlags::default(), true)
         };
         let mut first = Connection::open_with_flags(&target, flags).map_err(open_err)?;
@@ -125,6 +126,19 @@ fn create_parent_dir(path: &str) -> Result<(), OpenError> {
         Some(dir) => std::fs::create_dir_all(dir)
             .map_err(|source| OpenError::Directory { path: dir.display().to_string(), source }),
         None => Ok(()),
+    }
+}
+
+/// A new database file is created empty with mode 0600 before SQLite opens it: it holds
+/// password hashes and who logged in from where, and SQLite would make it 0644 (its
+/// `-wal` and `-shm` files take the database file's mode). An existing file is left as
+/// it is.
+fn create_private(path: &str) -> Result<(), OpenError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(OpenError::Open { path: path.to_owned(), source: e.into() }),
     }
 }
 

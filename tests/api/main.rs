@@ -21,6 +21,7 @@ mod http;
 mod policy;
 mod refresh;
 mod revoke;
+mod secrets;
 mod server_process;
 mod tenancy;
 mod throttle;
