@@ -9,7 +9,20 @@
 //! (path, method, headers, query, authentication, body syntax, size and content type,
 //! every field replaced by every hostile value) are derived from it, and its `oracle`
 //! predicts the answer to any well-formed body. An input that would legitimately change
-//! something (the oracle says [`Expect::Change`]) is not sent.
+//! something (the oracle says [`Expect::Change`]) is not sent. For the endpoints still to
+//! come:
+//!
+//! - `GET /accounts/me/security/sessions`: `auth: Owner`, no body, oracle `Json(200)`.
+//! - `DELETE /accounts/me/security/sessions/{id}`: a path with a random UUID, `auth:
+//!   Owner`, oracle `Error(404, "session_not_found")` — a live session's id would change
+//!   something.
+//! - `POST /auth/password`: `auth: User`, a body with a wrong `current_password` (403
+//!   `invalid_credentials` changes nothing); the oracle also decides the order of the
+//!   password-length 422 and the 403.
+//! - `GET /metrics`: answers Prometheus text, so it needs an `Expect` variant for a
+//!   non-JSON 200.
+//! - `?dry_run=true` on the two writing owner endpoints: `Queries::Read` with an oracle
+//!   (a dry run changes nothing, so it may be sent).
 
 use std::collections::BTreeMap;
 
@@ -1259,10 +1272,11 @@ async fn every_endpoint_answers_hostile_input_in_the_contracts_terms_and_changes
     );
 }
 
-/// Abuse below HTTP's semantics — broken request lines, oversized or duplicated framing
-/// headers — is answered by the HTTP layer itself (a bodiless 4xx, then the connection
-/// is closed) before any handler runs. Never a 5xx, nothing written, and the server
-/// keeps serving.
+/// Abuse of HTTP itself — broken request lines, oversized or conflicting framing headers
+/// — is refused by the HTTP layer before any handler runs: a 4xx without a body, or the
+/// connection closed. A body whose chunked framing breaks while it is read reaches the
+/// app, which answers its JSON 400 `malformed_json`. Never a 5xx, never text or HTML,
+/// nothing written, and the server keeps serving.
 #[tokio::test]
 async fn protocol_abuse_is_refused_below_the_app_and_changes_nothing() {
     let app = TestApp::spawn_on_file().await;
@@ -1311,6 +1325,7 @@ async fn protocol_abuse_is_refused_below_the_app_and_changes_nothing() {
         ("bad chunk size", login("Transfer-Encoding: chunked\r\n", "zz\r\n{}\r\n0\r\n\r\n")),
     ];
     let mut refused = 0;
+    let mut answers: BTreeMap<String, usize> = BTreeMap::new();
     for (label, request) in &requests {
         let (addr, request) = (addr.clone(), request.clone());
         let answer = tokio::task::spawn_blocking(move || {
@@ -1333,12 +1348,24 @@ async fn protocol_abuse_is_refused_below_the_app_and_changes_nothing() {
             None => assert!(answer.is_empty(), "{label}: {answer:.200}"),
             Some(s) => assert!((400..500).contains(&s), "{label}: {answer:.300}"),
         }
+        // The HTTP layer's own refusals have no body; those that reach the app (a body
+        // whose framing breaks while it is read) are its JSON errors. Never text or HTML.
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let json_error = serde_json::from_str::<Value>(body)
+            .is_ok_and(|v| v["detail"].is_string() && v.as_object().is_some_and(|o| o.len() == 1));
+        assert!(body.is_empty() || json_error, "{label}: {answer:.300}");
+        let key = match (status, body.is_empty()) {
+            (None, _) => "closed".to_owned(),
+            (Some(s), true) => format!("{s} without a body"),
+            (Some(s), false) => format!("{s} JSON"),
+        };
+        *answers.entry(key).or_default() += 1;
         refused += 1;
     }
     assert_eq!(probe.snapshot(), before, "nothing written");
     assert!(app.access_ok(&owner.access).await, "still serving");
     eprintln!(
-        "figures: protocol abuse: {refused} raw requests, none reached a handler, rows changed 0"
+        "figures: protocol abuse: {refused} raw requests, answers {answers:?}, no 5xx, rows changed 0"
     );
 }
 
