@@ -5,9 +5,13 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::db::DbError;
+use crate::revocation::Reason;
 use crate::service::{self, RefreshDenied};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +91,11 @@ impl IntoResponse for ApiError {
             ApiError::MalformedJson(why) => tracing::debug!(why, "malformed JSON body"),
             _ => {}
         }
-        let mut response =
-            (self.status(), Json(json!({ "detail": self.detail() }))).into_response();
+        let body = match self {
+            ApiError::RefreshDenied(d) => json!(RefreshRefusal::from(d)),
+            _ => json!(ErrorBody { detail: self.detail() }),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         match self {
             ApiError::NotAuthenticated => {
                 response
@@ -104,6 +111,39 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Every error's body but a refused refresh's.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// A code such as `not_authenticated`, or a sentence for shape errors (422).
+    detail: &'a str,
+}
+
+/// The body of a refused refresh: the contract's `detail`, which front ends already act
+/// on, and why (§4c).
+#[derive(Serialize, ToSchema)]
+pub struct RefreshRefusal {
+    /// `invalid_refresh_token`, `session_idle_timeout` or `session_absolute_timeout`.
+    detail: &'static str,
+    reason: Reason,
+    /// The effective limit that ran out; on the two timeout details only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit_minutes: Option<i64>,
+    /// The audit event of the action that revoked the token, where one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    audit_event_id: Option<Uuid>,
+}
+
+impl From<RefreshDenied> for RefreshRefusal {
+    fn from(d: RefreshDenied) -> Self {
+        RefreshRefusal {
+            detail: d.detail(),
+            reason: d.reason(),
+            limit_minutes: d.limit_minutes(),
+            audit_event_id: d.audit_event_id(),
+        }
+    }
+}
+
 impl From<service::Error> for ApiError {
     fn from(e: service::Error) -> Self {
         match e {
@@ -111,6 +151,8 @@ impl From<service::Error> for ApiError {
             service::Error::TooManyAttempts { retry_after_seconds } => {
                 ApiError::TooManyAttempts { retry_after_seconds }
             }
+            service::Error::WrongPassword => ApiError::Forbidden("invalid_credentials"),
+            service::Error::NotAuthenticated => ApiError::NotAuthenticated,
             service::Error::RefreshDenied(d) => ApiError::RefreshDenied(d),
             service::Error::Policy(p) => ApiError::Unprocessable(p.to_string()),
             service::Error::Invalid(msg) => ApiError::Unprocessable(msg),

@@ -20,6 +20,7 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod policy;
+pub mod revocation;
 pub mod service;
 pub mod state;
 

@@ -186,9 +186,13 @@ impl Effective {
 }
 
 /// `GET /accounts/me/security`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionPolicy {
+    /// The account's override; `null`: the system default applies.
+    #[schema(required = true)]
     pub idle_minutes: Option<i64>,
+    /// The account's override; `null`: the system default applies.
+    #[schema(required = true)]
     pub absolute_minutes: Option<i64>,
     pub effective_idle_minutes: i64,
     pub effective_absolute_minutes: i64,

@@ -31,6 +31,18 @@ pub struct Event {
 /// Inserts an event and returns its id.
 pub fn insert(tx: &Tx<'_>, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<Uuid, DbError> {
     let id = Uuid::new_v4();
+    insert_with_id(tx, id, e, now)?;
+    Ok(id)
+}
+
+/// Inserts an event under an id chosen beforehand: a revoking statement stamps its rows
+/// with the id first, and the event, which records how many rows that was, follows.
+pub fn insert_with_id(
+    tx: &Tx<'_>,
+    id: Uuid,
+    e: &NewEvent<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
     tx.conn()
         .prepare_cached(
             "INSERT INTO audit_events
@@ -47,7 +59,7 @@ pub fn insert(tx: &Tx<'_>, e: &NewEvent<'_>, now: DateTime<Utc>) -> Result<Uuid,
             e.details.to_string(),
             to_ms(now)
         ])?;
-    Ok(id)
+    Ok(())
 }
 
 fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {

@@ -5,12 +5,13 @@
 //! account) are served by partial indexes over live tokens only.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, named_params, params};
 use uuid::Uuid;
 
-use super::column::{opt_time, time, uuid};
+use super::column::{opt_time, opt_uuid, time, uuid};
 use super::{DbError, Tx, to_ms};
 use crate::policy::Overrides;
+use crate::revocation::{Reason, Stamp};
 
 /// The first token of a new session.
 pub struct NewSession<'a> {
@@ -35,8 +36,10 @@ pub struct Presented {
     pub session_started_at: DateTime<Utc>,
     pub issued_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// Whether it was exchanged by rotation (rather than revoked otherwise).
-    pub rotated: bool,
+    /// The token it was exchanged for, when it was rotated (rather than revoked otherwise).
+    pub replaced_by: Option<Uuid>,
+    /// Why it was revoked (no reason before schema version 2).
+    pub end: Ended,
     pub overrides: Overrides,
 }
 
@@ -80,7 +83,8 @@ pub fn insert_successor(
 
 pub(super) const FIND_PRESENTED_SQL: &str =
     "SELECT t.id, t.session_id, t.user_id, u.account_id, u.is_active,
-            t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by IS NOT NULL,
+            t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by,
+            t.revoke_reason, t.revoked_by_event, t.revoke_limit_minutes,
             a.idle_minutes, a.absolute_minutes
      FROM refresh_tokens t
      JOIN users u ON u.id = t.user_id
@@ -102,11 +106,19 @@ pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented
                 session_started_at: time(r, 5)?,
                 issued_at: time(r, 6)?,
                 revoked_at: opt_time(r, 7)?,
-                rotated: r.get(8)?,
-                overrides: Overrides { idle_minutes: r.get(9)?, absolute_minutes: r.get(10)? },
+                replaced_by: opt_uuid(r, 8)?,
+                end: ended(r, 9)?,
+                overrides: Overrides { idle_minutes: r.get(12)?, absolute_minutes: r.get(13)? },
             })
         })
         .optional()?)
+}
+
+/// The columns every revoking statement sets: when, why, by which audit event.
+macro_rules! stamp_columns {
+    () => {
+        "revoked_at = :at, revoke_reason = :reason, revoked_by_event = :event"
+    };
 }
 
 /// Revokes one token: exchanged for `successor` by rotation, or ended (a timeout, an
@@ -116,56 +128,171 @@ pub fn revoke_token(
     tx: &Tx<'_>,
     id: Uuid,
     successor: Option<Uuid>,
-    now: DateTime<Utc>,
+    stamp: Stamp,
 ) -> Result<bool, DbError> {
     let changed = tx
         .conn()
-        .prepare_cached(
-            "UPDATE refresh_tokens SET revoked_at = ?2, replaced_by = ?3
-             WHERE id = ?1 AND revoked_at IS NULL",
-        )?
-        .execute(params![id.to_string(), to_ms(now), successor.map(|s| s.to_string())])?;
+        .prepare_cached(concat!(
+            "UPDATE refresh_tokens SET ",
+            stamp_columns!(),
+            ", replaced_by = :successor, revoke_limit_minutes = :limit",
+            " WHERE id = :id AND revoked_at IS NULL"
+        ))?
+        .execute(named_params! {
+            ":id": id.to_string(),
+            ":successor": successor.map(|s| s.to_string()),
+            ":limit": stamp.limit_minutes,
+            ":at": to_ms(stamp.at),
+            ":reason": stamp.reason.as_str(),
+            ":event": stamp.event.map(|e| e.to_string()),
+        })?;
     Ok(changed == 1)
 }
 
-pub(super) const REVOKE_SESSION_SQL: &str =
-    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE session_id = ?1 AND revoked_at IS NULL";
+pub(super) const REVOKE_SESSION_SQL: &str = concat!(
+    "UPDATE refresh_tokens SET ",
+    stamp_columns!(),
+    " WHERE session_id = :session AND revoked_at IS NULL"
+);
 
 /// Revokes every live token of one session.
-pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, now: DateTime<Utc>) -> Result<usize, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(REVOKE_SESSION_SQL)?
-        .execute(params![session_id.to_string(), to_ms(now)])?)
+pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, stamp: Stamp) -> Result<usize, DbError> {
+    Ok(tx.conn().prepare_cached(REVOKE_SESSION_SQL)?.execute(named_params! {
+        ":session": session_id.to_string(),
+        ":at": to_ms(stamp.at),
+        ":reason": stamp.reason.as_str(),
+        ":event": stamp.event.map(|e| e.to_string()),
+    })?)
 }
 
-pub(super) const REVOKE_USER_SQL: &str =
-    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL";
+pub(super) const REVOKE_USER_SQL: &str = concat!(
+    "UPDATE refresh_tokens SET ",
+    stamp_columns!(),
+    " WHERE user_id = :user AND revoked_at IS NULL AND (:keep IS NULL OR session_id <> :keep)"
+);
 
-/// Revokes every live token of one user.
-pub fn revoke_user(tx: &Tx<'_>, user_id: Uuid, now: DateTime<Utc>) -> Result<usize, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(REVOKE_USER_SQL)?
-        .execute(params![user_id.to_string(), to_ms(now)])?)
+/// Revokes every live token of one user, except those of session `keep` when given.
+pub fn revoke_user(
+    tx: &Tx<'_>,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    stamp: Stamp,
+) -> Result<usize, DbError> {
+    Ok(tx.conn().prepare_cached(REVOKE_USER_SQL)?.execute(named_params! {
+        ":user": user_id.to_string(),
+        ":keep": keep.map(|s| s.to_string()),
+        ":at": to_ms(stamp.at),
+        ":reason": stamp.reason.as_str(),
+        ":event": stamp.event.map(|e| e.to_string()),
+    })?)
 }
 
-/// The bulk revoke, one statement: every live token of every user of the account,
-/// except those of `keep_user` when given.
-pub(super) const REVOKE_ACCOUNT_SQL: &str = "UPDATE refresh_tokens SET revoked_at = ?2
-     WHERE revoked_at IS NULL
-       AND user_id IN (SELECT id FROM users WHERE account_id = ?1)
-       AND (?3 IS NULL OR user_id <> ?3)";
+/// The account's live tokens that the bulk revoke selects: every user of the account,
+/// except user `keep` when given. Shared by the revoke and its dry-run count, so that a
+/// preview counts exactly the rows the real call stamps.
+macro_rules! account_live_tokens {
+    () => {
+        " WHERE revoked_at IS NULL
+            AND user_id IN (SELECT id FROM users WHERE account_id = :account)
+            AND (:keep IS NULL OR user_id <> :keep)"
+    };
+}
+
+/// The bulk revoke, one statement.
+pub(super) const REVOKE_ACCOUNT_SQL: &str =
+    concat!("UPDATE refresh_tokens SET ", stamp_columns!(), account_live_tokens!());
+
+/// The bulk revoke's dry run.
+pub(super) const COUNT_ACCOUNT_SQL: &str =
+    concat!("SELECT count(*) FROM refresh_tokens", account_live_tokens!());
 
 pub fn revoke_account(
     tx: &Tx<'_>,
     account_id: Uuid,
     keep_user: Option<Uuid>,
-    now: DateTime<Utc>,
+    stamp: Stamp,
 ) -> Result<usize, DbError> {
-    Ok(tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(params![
-        account_id.to_string(),
-        to_ms(now),
-        keep_user.map(|u| u.to_string())
-    ])?)
+    Ok(tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(named_params! {
+        ":account": account_id.to_string(),
+        ":keep": keep_user.map(|u| u.to_string()),
+        ":at": to_ms(stamp.at),
+        ":reason": stamp.reason.as_str(),
+        ":event": stamp.event.map(|e| e.to_string()),
+    })?)
+}
+
+/// How many tokens [`revoke_account`] would revoke now.
+pub fn count_account(
+    tx: &Tx<'_>,
+    account_id: Uuid,
+    keep_user: Option<Uuid>,
+) -> Result<usize, DbError> {
+    let n: i64 = tx.conn().prepare_cached(COUNT_ACCOUNT_SQL)?.query_row(
+        named_params! {
+            ":account": account_id.to_string(),
+            ":keep": keep_user.map(|u| u.to_string()),
+        },
+        |r| r.get(0),
+    )?;
+    usize::try_from(n).map_err(|e| DbError::Other(e.into()))
+}
+
+/// How a session ended, read off its last token: the one a rotated token's chain of
+/// successors leads to. Followed by primary key, one step per rotation.
+pub(super) const CHAIN_END_SQL: &str = "WITH RECURSIVE chain (id, next, depth) AS (
+         SELECT id, replaced_by, 0 FROM refresh_tokens WHERE id = ?1
+         UNION ALL
+         SELECT t.id, t.replaced_by, c.depth + 1
+         FROM refresh_tokens t JOIN chain c ON t.id = c.next
+         WHERE c.depth < 10000)
+     SELECT t.revoke_reason, t.revoked_by_event, t.revoke_limit_minutes
+     FROM chain c JOIN refresh_tokens t ON t.id = c.id
+     WHERE c.next IS NULL AND t.revoked_at IS NOT NULL";
+
+/// Why the chain that starts at `successor` ended, if it has ended (and its rows are
+/// still there: pruning removes old history).
+pub fn chain_end(tx: &Tx<'_>, successor: Uuid) -> Result<Option<Ended>, DbError> {
+    Ok(tx
+        .conn()
+        .prepare_cached(CHAIN_END_SQL)?
+        .query_row([successor.to_string()], |r| ended(r, 0))
+        .optional()?)
+}
+
+/// What a revoked token records about its end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ended {
+    pub reason: Option<Reason>,
+    pub event: Option<Uuid>,
+    pub limit_minutes: Option<i64>,
+}
+
+/// `revoke_reason, revoked_by_event, revoke_limit_minutes` from column `i` on.
+fn ended(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Ended> {
+    Ok(Ended {
+        reason: r.get::<_, Option<String>>(i)?.as_deref().and_then(Reason::parse),
+        event: opt_uuid(r, i + 1)?,
+        limit_minutes: r.get(i + 2)?,
+    })
+}
+
+pub(super) const LIVE_SESSION_TIMES_SQL: &str = "SELECT session_started_at, issued_at
+     FROM refresh_tokens
+     WHERE revoked_at IS NULL AND user_id IN (SELECT id FROM users WHERE account_id = ?1)";
+
+/// When a live session started and was last refreshed (its live token's
+/// `session_started_at` and `issued_at`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionTimes {
+    pub started: DateTime<Utc>,
+    pub last_active: DateTime<Utc>,
+}
+
+/// Every live session of the account: what a policy change is judged against.
+pub fn live_session_times(tx: &Tx<'_>, account_id: Uuid) -> Result<Vec<SessionTimes>, DbError> {
+    let mut stmt = tx.conn().prepare_cached(LIVE_SESSION_TIMES_SQL)?;
+    let rows = stmt.query_map([account_id.to_string()], |r| {
+        Ok(SessionTimes { started: time(r, 0)?, last_active: time(r, 1)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

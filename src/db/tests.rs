@@ -24,6 +24,9 @@ fn hot_statements_use_indexes_not_scans() {
     let cases = [
         (refresh_tokens::FIND_PRESENTED_SQL, "sqlite_autoindex_refresh_tokens"),
         (refresh_tokens::REVOKE_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
+        (refresh_tokens::COUNT_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
+        (refresh_tokens::LIVE_SESSION_TIMES_SQL, "refresh_tokens_active_by_user"),
+        (refresh_tokens::CHAIN_END_SQL, "sqlite_autoindex_refresh_tokens"),
         (refresh_tokens::REVOKE_SESSION_SQL, "refresh_tokens_active_by_session"),
         (refresh_tokens::REVOKE_USER_SQL, "refresh_tokens_active_by_user"),
         (users::SESSION_STATE_SQL, "refresh_tokens_active_by_session"),
@@ -34,9 +37,15 @@ fn hot_statements_use_indexes_not_scans() {
         assert!(plan.contains(index), "{sql} should use {index}:\n{plan}");
     }
     // The account's users are found through their index too.
-    let plan = plan(&db, refresh_tokens::REVOKE_ACCOUNT_SQL);
-    assert!(plan.contains("users_by_account"), "{plan}");
-    assert!(!plan.contains("SCAN users"), "{plan}");
+    for sql in [
+        refresh_tokens::REVOKE_ACCOUNT_SQL,
+        refresh_tokens::COUNT_ACCOUNT_SQL,
+        refresh_tokens::LIVE_SESSION_TIMES_SQL,
+    ] {
+        let plan = plan(&db, sql);
+        assert!(plan.contains("users_by_account"), "{plan}");
+        assert!(!plan.contains("SCAN users"), "{plan}");
+    }
 }
 
 #[test]
@@ -92,4 +101,38 @@ async fn a_failed_write_rolls_back() {
         .await
         .expect("read");
     assert_eq!(exists, 0);
+}
+
+/// Version 2 records why tokens were revoked. Rows revoked under version 1 keep a
+/// known cause only for rotations (they have a successor); any other cause stays unknown.
+#[test]
+fn the_v2_migration_backfills_rotations_only() {
+    let conn = rusqlite::Connection::open_in_memory().expect("open");
+    conn.execute_batch(include_str!("../../migrations/V1__init.sql")).expect("v1");
+    conn.execute_batch(
+        "INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 0);
+         INSERT INTO users (id, account_id, email, password_hash, role, created_at)
+             VALUES ('u', 'a', 'u@a.test', 'x', 'owner', 0);
+         INSERT INTO refresh_tokens (id, session_id, user_id, token_hash, session_started_at,
+                                     issued_at, revoked_at, replaced_by)
+             VALUES ('t1', 's', 'u', x'01', 0, 0, 5, 't2'),
+                    ('t2', 's', 'u', x'02', 0, 5, 9, NULL),
+                    ('t3', 's2', 'u', x'03', 0, 0, NULL, NULL);",
+    )
+    .expect("v1 rows");
+    conn.execute_batch(include_str!("../../migrations/V2__revoke_reasons.sql")).expect("v2");
+    let rows: Vec<(String, Option<String>)> = conn
+        .prepare("SELECT id, revoke_reason FROM refresh_tokens ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(
+        rows,
+        vec![("t1".into(), Some("rotated".into())), ("t2".into(), None), ("t3".into(), None)]
+    );
+    // The column refuses names this version does not know.
+    let err = conn.execute("UPDATE refresh_tokens SET revoke_reason = 'bored' WHERE id = 't2'", []);
+    assert!(err.is_err());
 }

@@ -129,3 +129,27 @@ pub fn deactivate(tx: &Tx<'_>, user_id: Uuid) -> Result<(), DbError> {
     }
     Ok(())
 }
+
+/// The user's password hash, if the user exists and is active.
+pub fn password_hash(tx: &Tx<'_>, user_id: Uuid) -> Result<Option<String>, DbError> {
+    Ok(tx
+        .conn()
+        .prepare_cached("SELECT password_hash FROM users WHERE id = ?1 AND is_active = 1")?
+        .query_row([user_id.to_string()], |r| r.get(0))
+        .optional()?)
+}
+
+/// Replaces the password hash, if it is still `expected`: two concurrent changes cannot
+/// both pass a check against the old password. False when it was not.
+pub fn replace_password_hash(
+    tx: &Tx<'_>,
+    user_id: Uuid,
+    expected: &str,
+    new_hash: &str,
+) -> Result<bool, DbError> {
+    let changed = tx.conn().execute(
+        "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
+        params![user_id.to_string(), expected, new_hash],
+    )?;
+    Ok(changed == 1)
+}

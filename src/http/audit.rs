@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::ApiQuery;
@@ -17,19 +18,25 @@ const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 200;
 
 /// The page as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AuditPageOut {
     items: Vec<AuditEventOut>,
+    /// Pass as `before` for the next page; `null` on a short (last) page.
+    #[schema(required = true)]
     next_before: Option<Uuid>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct AuditEventOut {
     id: Uuid,
     action: String,
+    /// `null` for the operator's CLI.
+    #[schema(required = true)]
     user_id: Option<Uuid>,
     resource_type: String,
+    #[schema(required = true)]
     resource_id: Option<String>,
+    #[schema(value_type = Object)]
     details: serde_json::Value,
     created_at: DateTime<Utc>,
 }
@@ -48,12 +55,20 @@ impl From<Event> for AuditEventOut {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Page size, 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<u32>,
+    /// Only events written before this one.
     before: Option<Uuid>,
 }
 
+/// The account's audit trail, newest first.
+#[utoipa::path(get, path = "/accounts/me/audit-events", tag = "owner", security(("bearerAuth" = [])),
+    params(AuditQuery),
+    responses((status = 200, description = "A page of events", body = AuditPageOut)))]
 pub async fn list(
     State(state): State<AppState>,
     Owner(caller): Owner,

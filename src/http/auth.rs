@@ -5,22 +5,23 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{ApiJson, Now};
 use crate::auth::{AuthUser, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody, RefreshRefusal};
 use crate::service::sessions::{self, ClientInfo, TokenPair};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginBody {
     email: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
     refresh_token: String,
@@ -33,6 +34,12 @@ pub(super) async fn no_store(mut response: Response) -> Response {
     response
 }
 
+/// Password login: starts a session.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginBody,
+    responses(
+        (status = 200, description = "A new session's token pair", body = TokenPair, headers(("cache-control" = String))),
+        (status = 401, description = "`invalid_credentials`: wrong password, unknown email or inactive user", body = ErrorBody),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     Now(now): Now,
@@ -42,6 +49,12 @@ pub async fn login(
     Ok(Json(sessions::login(&state, &body.email, body.password, client, now).await?))
 }
 
+/// Exchanges a refresh token for a new pair (rotation).
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshBody,
+    responses(
+        (status = 200, description = "The next token pair of the session", body = TokenPair, headers(("cache-control" = String))),
+        (status = 401, description = "Refused, with the reason (contract §4c)", body = RefreshRefusal, headers(("cache-control" = String))),
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     Now(now): Now,
@@ -50,6 +63,9 @@ pub async fn refresh(
     Ok(Json(sessions::refresh(&state, &body.refresh_token, now).await?))
 }
 
+/// Ends the session a refresh token belongs to; 204 whatever the token.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshBody,
+    responses((status = 204, description = "Logged out (or nothing to do)")))]
 pub async fn logout(
     State(state): State<AppState>,
     Now(now): Now,
@@ -59,7 +75,49 @@ pub async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Serialize)]
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    current_password: String,
+    #[schema(min_length = 8, max_length = 1024)]
+    new_password: String,
+    /// End every other session of the user (default true).
+    #[serde(default = "yes")]
+    #[schema(default = true)]
+    sign_out_other_sessions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Changes the caller's own password.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordBody,
+    security(("bearerAuth" = [])),
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 403, description = "`invalid_credentials`: the current password is wrong", body = ErrorBody),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    Now(now): Now,
+    caller: AuthUser,
+    ApiJson(body): ApiJson<PasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    let PasswordBody { current_password, new_password, sign_out_other_sessions } = body;
+    sessions::change_password(
+        &state,
+        &caller,
+        current_password,
+        new_password,
+        sign_out_other_sessions,
+        now,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Serialize, ToSchema)]
 pub struct Me {
     id: Uuid,
     email: String,
@@ -67,6 +125,9 @@ pub struct Me {
     account_id: Uuid,
 }
 
+/// The caller.
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearerAuth" = [])),
+    responses((status = 200, description = "The signed-in user", body = Me)))]
 pub async fn me(caller: AuthUser) -> Json<Me> {
     let u = caller.user;
     Json(Me { id: u.id, email: u.email, role: u.role, account_id: u.account_id })

@@ -7,17 +7,21 @@ mod audit;
 mod auth;
 mod extract;
 mod health;
+pub mod openapi;
 mod test_clock;
 
-use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next, map_response};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::{Extension, Router};
+
 use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
+use utoipa::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -40,22 +44,9 @@ pub async fn serve(
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub fn router(state: AppState) -> Router {
-    let mut api = Router::new()
-        .route("/auth/login", post(auth::login).layer(map_response(auth::no_store)))
-        .route("/auth/refresh", post(auth::refresh).layer(map_response(auth::no_store)))
-        .route("/auth/logout", post(auth::logout))
-        .route("/auth/me", get(auth::me))
-        .route(
-            "/accounts/me/security",
-            get(account_security::get_policy).patch(account_security::patch_policy),
-        )
-        .route("/accounts/me/security/revoke-sessions", post(account_security::revoke_sessions))
-        .route("/accounts/me/audit-events", get(audit::list))
-        .route("/healthz", get(health::healthz));
-    if state.clock.is_controllable() {
-        api = api.route("/_test/clock", post(test_clock::advance));
-    }
-    api.fallback(|| async { ApiError::not_found() })
+    let (api, doc) = documented_routes(&state).split_for_parts();
+    api.layer(Extension(openapi::Document::new(&doc, state.bounds)))
+        .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(state.clone(), stamp_request_time))
@@ -67,6 +58,30 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
         .with_state(state)
+}
+
+/// Every route, each with its OpenAPI description.
+pub fn documented_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let mut api = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(no_store(routes!(auth::login)))
+        .routes(no_store(routes!(auth::refresh)))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(account_security::get_policy, account_security::patch_policy))
+        .routes(routes!(account_security::revoke_sessions))
+        .routes(routes!(audit::list))
+        .routes(routes!(health::healthz))
+        .routes(routes!(openapi::serve));
+    if state.clock.is_controllable() {
+        api = api.routes(routes!(test_clock::advance));
+    }
+    api
+}
+
+/// Layered on the token endpoints: their answers must never be cached.
+fn no_store((schemas, paths, route): UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState> {
+    (schemas, paths, route.layer(map_response(auth::no_store)))
 }
 
 /// The span every request's logs carry: method and matched route (never the raw URI or

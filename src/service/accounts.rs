@@ -8,8 +8,9 @@ use uuid::Uuid;
 
 use super::Error;
 use crate::db::users::User;
-use crate::db::{Db, accounts, audit_events, refresh_tokens};
+use crate::db::{Db, Tx, accounts, audit_events, refresh_tokens};
 use crate::policy::{Bounds, Overrides, PolicyChange, SessionPolicy};
+use crate::revocation::{Reason, Stamp};
 
 pub async fn create(db: &Db, name: String, now: DateTime<Utc>) -> Result<Uuid, Error> {
     let name = name.trim().to_owned();
@@ -41,6 +42,18 @@ pub async fn policy(db: &Db, bounds: Bounds, account_id: Uuid) -> Result<Session
     Ok(bounds.view(overrides))
 }
 
+/// Reads the account's overrides and applies `change` to them, validated: the first
+/// step of both the real change and its preview.
+fn planned(
+    tx: &Tx<'_>,
+    bounds: Bounds,
+    account_id: Uuid,
+    change: PolicyChange,
+) -> Result<(Overrides, Overrides), Error> {
+    let old = accounts::overrides(tx, account_id)?;
+    Ok((old, bounds.apply(old, change)?))
+}
+
 /// Validates and applies a merge-patch to the account's overrides, with its audit row,
 /// in one transaction (the read of the current values included).
 pub async fn change_policy(
@@ -53,8 +66,7 @@ pub async fn change_policy(
     let (account_id, actor_id) = (actor.account_id, actor.id);
     let next = db
         .write(move |tx| -> Result<Overrides, Error> {
-            let old = accounts::overrides(tx, account_id)?;
-            let new = bounds.apply(old, change)?;
+            let (old, new) = planned(tx, bounds, account_id, change)?;
             accounts::set_overrides(tx, account_id, new)?;
             let (eff_old, eff_new) = (bounds.effective(old), bounds.effective(new));
             audit_events::insert(
@@ -80,7 +92,47 @@ pub async fn change_policy(
     Ok(bounds.view(next))
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default)]
+/// What a policy change would do, written nowhere.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PolicyPreview {
+    #[serde(flatten)]
+    pub policy: SessionPolicy,
+    /// The sessions alive now that the new policy would end at their next refresh.
+    /// Only in the answer to `?dry_run=true`.
+    #[schema(required = false)]
+    pub sessions_ending: usize,
+}
+
+/// The preview of [`change_policy`]: the same validation, then each live session judged
+/// by the rule the refresh applies
+/// ([`Effective::expiry`](crate::policy::Effective::expiry)) under the old and new policy.
+/// A session already over under the old policy is not counted: the change does not end
+/// it (and a looser policy may revive it).
+pub async fn preview_policy(
+    db: &Db,
+    bounds: Bounds,
+    account_id: Uuid,
+    change: PolicyChange,
+    now: DateTime<Utc>,
+) -> Result<PolicyPreview, Error> {
+    db.read(move |tx| -> Result<PolicyPreview, Error> {
+        let (old, new) = planned(tx, bounds, account_id, change)?;
+        let (old_e, new_e) = (bounds.effective(old), bounds.effective(new));
+        let sessions_ending = refresh_tokens::live_session_times(tx, account_id)?
+            .into_iter()
+            .filter(|s| {
+                old_e.expiry(now, s.started, s.last_active).is_none()
+                    && new_e.expiry(now, s.started, s.last_active).is_some()
+            })
+            .count();
+        Ok(PolicyPreview { policy: bounds.view(new), sessions_ending })
+    })
+    .await
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, Default, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RevokeScope {
     #[default]
@@ -88,24 +140,46 @@ pub enum RevokeScope {
     Others,
 }
 
+impl RevokeScope {
+    /// The user whose tokens the revoke leaves alone.
+    fn kept_user(self, actor: Uuid) -> Option<Uuid> {
+        match self {
+            RevokeScope::All => None,
+            RevokeScope::Others => Some(actor),
+        }
+    }
+
+    fn reason(self) -> Reason {
+        match self {
+            RevokeScope::All => Reason::RevokedAll,
+            RevokeScope::Others => Reason::RevokedOthers,
+        }
+    }
+}
+
 /// Revokes the account's live refresh tokens — all, or all but every session of the
-/// calling user — as one UPDATE, with exactly one audit row, in one transaction.
-/// Returns how many.
+/// calling user — as one UPDATE that stamps each with the audit event, with exactly that
+/// one audit row, in one transaction. Returns how many. With `dry_run`, counts the same
+/// rows (the same `WHERE`) and writes nothing.
 pub async fn revoke_sessions(
     db: &Db,
     actor: &User,
     scope: RevokeScope,
+    dry_run: bool,
     now: DateTime<Utc>,
 ) -> Result<usize, Error> {
     let (account_id, actor_id) = (actor.account_id, actor.id);
+    let keep = scope.kept_user(actor_id);
+    if dry_run {
+        return Ok(db.read(move |tx| refresh_tokens::count_account(tx, account_id, keep)).await?);
+    }
     db.write(move |tx| -> Result<usize, Error> {
-        let keep = match scope {
-            RevokeScope::All => None,
-            RevokeScope::Others => Some(actor_id),
-        };
-        let revoked = refresh_tokens::revoke_account(tx, account_id, keep, now)?;
-        audit_events::insert(
+        let event = Uuid::new_v4();
+        let stamp = Stamp::audited(now, scope.reason(), event);
+        let revoked = refresh_tokens::revoke_account(tx, account_id, keep, stamp)?;
+        audit_events::insert_with_id(
             tx,
+            event,
             &audit_events::NewEvent {
                 account_id,
                 user_id: Some(actor_id),

@@ -6,23 +6,63 @@ pub mod accounts;
 pub mod sessions;
 pub mod users;
 
+use uuid::Uuid;
+
 use crate::db::DbError;
 use crate::policy::PolicyError;
+use crate::revocation::Reason;
 
-/// Why a refresh was refused. The `detail` strings are the contract's.
+/// Why a refresh was refused: the contract's `detail`, plus (§4c) a `reason` and, where
+/// it applies, the limit that ran out or the audit event that revoked the token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefreshDenied {
-    InvalidToken,
-    IdleTimeout { limit_minutes: i64 },
-    AbsoluteTimeout { limit_minutes: i64 },
+    /// `limit_minutes` only for a token that already failed a timeout, presented again.
+    InvalidToken {
+        reason: Reason,
+        audit_event_id: Option<Uuid>,
+        limit_minutes: Option<i64>,
+    },
+    IdleTimeout {
+        limit_minutes: i64,
+    },
+    AbsoluteTimeout {
+        limit_minutes: i64,
+    },
 }
 
 impl RefreshDenied {
+    pub fn invalid(reason: Reason) -> Self {
+        RefreshDenied::InvalidToken { reason, audit_event_id: None, limit_minutes: None }
+    }
+
     pub fn detail(self) -> &'static str {
         match self {
-            RefreshDenied::InvalidToken => "invalid_refresh_token",
+            RefreshDenied::InvalidToken { .. } => "invalid_refresh_token",
             RefreshDenied::IdleTimeout { .. } => "session_idle_timeout",
             RefreshDenied::AbsoluteTimeout { .. } => "session_absolute_timeout",
+        }
+    }
+
+    pub fn reason(self) -> Reason {
+        match self {
+            RefreshDenied::InvalidToken { reason, .. } => reason,
+            RefreshDenied::IdleTimeout { .. } => Reason::IdleTimeout,
+            RefreshDenied::AbsoluteTimeout { .. } => Reason::AbsoluteTimeout,
+        }
+    }
+
+    pub fn limit_minutes(self) -> Option<i64> {
+        match self {
+            RefreshDenied::InvalidToken { limit_minutes, .. } => limit_minutes,
+            RefreshDenied::IdleTimeout { limit_minutes }
+            | RefreshDenied::AbsoluteTimeout { limit_minutes } => Some(limit_minutes),
+        }
+    }
+
+    pub fn audit_event_id(self) -> Option<Uuid> {
+        match self {
+            RefreshDenied::InvalidToken { audit_event_id, .. } => audit_event_id,
+            _ => None,
         }
     }
 }
@@ -33,6 +73,13 @@ pub enum Error {
     InvalidCredentials,
     #[error("too many failed logins; retry in {retry_after_seconds} s")]
     TooManyAttempts { retry_after_seconds: u64 },
+    /// A signed-in user's password check failed (changing the password): 403, since the
+    /// caller is authenticated.
+    #[error("current password is wrong")]
+    WrongPassword,
+    /// The caller's session or account ended while the request ran.
+    #[error("not authenticated")]
+    NotAuthenticated,
     #[error("refresh refused: {}", .0.detail())]
     RefreshDenied(RefreshDenied),
     #[error(transparent)]

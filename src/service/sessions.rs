@@ -7,11 +7,13 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::{Error, RefreshDenied, normalize_email};
+use crate::auth::AuthUser;
 use crate::auth::jwt::Keys;
-use crate::auth::refresh;
+use crate::auth::{password, refresh};
 use crate::db::users::User;
 use crate::db::{Db, Tx, audit_events, refresh_tokens, users};
 use crate::policy::{Bounds, Expiry};
+use crate::revocation::{Reason, Stamp};
 use crate::state::AppState;
 
 /// What the client told us about itself at login, kept with the session.
@@ -22,11 +24,15 @@ pub struct ClientInfo {
 }
 
 /// The body of a login or refresh answer.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenPair {
+    /// An HS256 JWT for `Authorization: Bearer`.
     pub access_token: String,
+    /// Opaque; exchanged at `/auth/refresh`, one use each.
     pub refresh_token: String,
+    /// Always `bearer`.
     pub token_type: &'static str,
+    /// The access token's lifetime in seconds.
     pub expires_in: i64,
 }
 
@@ -186,30 +192,39 @@ fn exchange(
     keys: &Keys,
 ) -> Result<Result<String, RefreshDenied>, Error> {
     let Some(p) = refresh_tokens::find_presented(tx, presented_hash)? else {
-        return Ok(Err(RefreshDenied::InvalidToken));
+        return Ok(Err(RefreshDenied::invalid(Reason::UnknownToken)));
     };
     if let Some(revoked_at) = p.revoked_at {
-        if p.rotated && now - revoked_at > reuse_grace {
-            revoke_reused_session(tx, &p, now)?;
-        }
-        return Ok(Err(RefreshDenied::InvalidToken));
+        return Ok(Err(match p.replaced_by {
+            Some(successor) if now - revoked_at > reuse_grace => {
+                reuse_detected(tx, &p, successor, now)?
+            }
+            Some(_) => RefreshDenied::invalid(Reason::Rotated),
+            None => ended(p.end),
+        }));
     }
     if !p.user_active {
-        refresh_tokens::revoke_token(tx, p.id, None, now)?;
-        return Ok(Err(RefreshDenied::InvalidToken));
+        refresh_tokens::revoke_token(tx, p.id, None, Stamp::new(now, Reason::UserDisabled))?;
+        return Ok(Err(RefreshDenied::invalid(Reason::UserDisabled)));
     }
     if let Some(expiry) =
         bounds.effective(p.overrides).expiry(now, p.session_started_at, p.issued_at)
     {
-        refresh_tokens::revoke_token(tx, p.id, None, now)?;
-        return Ok(Err(match expiry {
-            Expiry::Absolute { limit_minutes } => RefreshDenied::AbsoluteTimeout { limit_minutes },
-            Expiry::Idle { limit_minutes } => RefreshDenied::IdleTimeout { limit_minutes },
-        }));
+        let (denied, reason) = match expiry {
+            Expiry::Absolute { limit_minutes } => {
+                (RefreshDenied::AbsoluteTimeout { limit_minutes }, Reason::AbsoluteTimeout)
+            }
+            Expiry::Idle { limit_minutes } => {
+                (RefreshDenied::IdleTimeout { limit_minutes }, Reason::IdleTimeout)
+            }
+        };
+        let limit = denied.limit_minutes().unwrap_or_default();
+        refresh_tokens::revoke_token(tx, p.id, None, Stamp::timed_out(now, reason, limit))?;
+        return Ok(Err(denied));
     }
     let successor = Uuid::new_v4();
-    if !refresh_tokens::revoke_token(tx, p.id, Some(successor), now)? {
-        return Ok(Err(RefreshDenied::InvalidToken));
+    if !refresh_tokens::revoke_token(tx, p.id, Some(successor), Stamp::new(now, Reason::Rotated))? {
+        return Ok(Err(RefreshDenied::invalid(Reason::Rotated)));
     }
     refresh_tokens::insert_successor(tx, p.id, successor, successor_hash, now)?;
     // Signed inside the transaction: if signing failed, the rotation rolls back and the
@@ -218,22 +233,42 @@ fn exchange(
     Ok(Ok(access))
 }
 
+/// The refusal of a token revoked other than by rotation: what its revocation recorded.
+fn ended(end: refresh_tokens::Ended) -> RefreshDenied {
+    RefreshDenied::InvalidToken {
+        // No reason: revoked before causes were recorded (schema version 1).
+        reason: end.reason.unwrap_or(Reason::UnknownToken),
+        audit_event_id: end.event,
+        limit_minutes: end.limit_minutes,
+    }
+}
+
 /// A token already exchanged by rotation came back after the grace window: someone holds
-/// a copy. End the whole session.
-fn revoke_reused_session(
+/// a copy. End the whole session, audited. If the session had already ended, nothing is
+/// revoked or written, and the answer is why it ended (a stale tab's old token after a
+/// logout is told `logged_out`, not raised as an alarm).
+fn reuse_detected(
     tx: &Tx<'_>,
     p: &refresh_tokens::Presented,
+    successor: Uuid,
     now: DateTime<Utc>,
-) -> Result<(), Error> {
-    let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
-    // Audited when it ended a live session. A replay against a session already over
-    // changes nothing; auditing it would let anyone holding an old token grow the
+) -> Result<RefreshDenied, Error> {
+    let event = Uuid::new_v4();
+    let stamp = Stamp::audited(now, Reason::ReuseDetected, event);
+    let revoked = refresh_tokens::revoke_session(tx, p.session_id, stamp)?;
+    // Audited only when it ended a live session: a replay against a session already over
+    // changes nothing, and auditing it would let anyone holding an old token grow the
     // audit table, one synced write per request.
     if revoked == 0 {
-        return Ok(());
+        return Ok(match refresh_tokens::chain_end(tx, successor)? {
+            Some(end) if end.reason.is_some() => ended(end),
+            // The history is gone (pruned) or predates recorded causes.
+            _ => RefreshDenied::invalid(Reason::ReuseDetected),
+        });
     }
-    audit_events::insert(
+    audit_events::insert_with_id(
         tx,
+        event,
         &audit_events::NewEvent {
             account_id: p.account_id,
             user_id: Some(p.user_id),
@@ -250,7 +285,11 @@ fn revoke_reused_session(
         revoked,
         "refresh token reuse detected: session revoked"
     );
-    Ok(())
+    Ok(RefreshDenied::InvalidToken {
+        reason: Reason::ReuseDetected,
+        audit_event_id: Some(event),
+        limit_minutes: None,
+    })
 }
 
 /// Ends the session the token belongs to. Unknown or already revoked tokens are fine.
@@ -262,10 +301,13 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
             let Some(p) = refresh_tokens::find_presented(tx, &hash)? else {
                 return Ok(());
             };
-            let revoked = refresh_tokens::revoke_session(tx, p.session_id, now)?;
+            let event = Uuid::new_v4();
+            let stamp = Stamp::audited(now, Reason::LoggedOut, event);
+            let revoked = refresh_tokens::revoke_session(tx, p.session_id, stamp)?;
             if revoked > 0 {
-                audit_events::insert(
+                audit_events::insert_with_id(
                     tx,
+                    event,
                     &audit_events::NewEvent {
                         account_id: p.account_id,
                         user_id: Some(p.user_id),
@@ -278,6 +320,65 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
                 )?;
             }
             Ok(())
+        })
+        .await
+}
+
+/// A signed-in user's password change (contract §4c). The caller's own session stays;
+/// with `sign_out_others`, every other session of theirs ends, stamped with the audit
+/// event. Answers how many tokens that revoked.
+pub async fn change_password(
+    state: &AppState,
+    caller: &AuthUser,
+    current: String,
+    new: String,
+    sign_out_others: bool,
+    now: DateTime<Utc>,
+) -> Result<usize, Error> {
+    password::check_new_password(&new).map_err(Error::Invalid)?;
+    let user_id = caller.user.id;
+    let stored = state
+        .db
+        .read(move |tx| users::password_hash(tx, user_id))
+        .await?
+        .ok_or(Error::NotAuthenticated)?;
+    if !state.hasher.verify(current, Some(stored.clone())).await? {
+        return Err(Error::WrongPassword);
+    }
+    let new_hash = state.hasher.hash(new).await?;
+    let (user, keep) = (caller.user.clone(), caller.session_id);
+    state
+        .db
+        .write(move |tx| -> Result<usize, Error> {
+            // Signed out or disabled while the password was being checked.
+            if users::active_in_live_session(tx, user.id, keep)?.is_none() {
+                return Err(Error::NotAuthenticated);
+            }
+            // Changed by someone else since it was checked: the checked password is stale.
+            if !users::replace_password_hash(tx, user.id, &stored, &new_hash)? {
+                return Err(Error::WrongPassword);
+            }
+            let event = Uuid::new_v4();
+            let revoked = if sign_out_others {
+                let stamp = Stamp::audited(now, Reason::PasswordChanged, event);
+                refresh_tokens::revoke_user(tx, user.id, Some(keep), stamp)?
+            } else {
+                0
+            };
+            audit_events::insert_with_id(
+                tx,
+                event,
+                &audit_events::NewEvent {
+                    account_id: user.account_id,
+                    user_id: Some(user.id),
+                    action: "auth.password_changed",
+                    resource_type: "user",
+                    resource_id: Some(user.id.to_string()),
+                    details: json!({ "revoked_count": revoked }),
+                },
+                now,
+            )?;
+            Ok(revoked)
         })
         .await
 }

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Error, normalize_email};
 use crate::auth::Role;
 use crate::db::{Db, accounts, audit_events, refresh_tokens, users};
+use crate::revocation::{Reason, Stamp};
 
 /// A plausible email: one `@` with something on both sides, no spaces or control
 /// characters, at most 254 bytes.
@@ -64,9 +65,12 @@ pub async fn disable(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(Uuid, 
             .map(|c| c.user)
             .ok_or_else(|| Error::NotFound(format!("no user with email {email}")))?;
         users::deactivate(tx, user.id)?;
-        let revoked = refresh_tokens::revoke_user(tx, user.id, now)?;
-        audit_events::insert(
+        let event = Uuid::new_v4();
+        let stamp = Stamp::audited(now, Reason::UserDisabled, event);
+        let revoked = refresh_tokens::revoke_user(tx, user.id, None, stamp)?;
+        audit_events::insert_with_id(
             tx,
+            event,
             &audit_events::NewEvent {
                 account_id: user.account_id,
                 user_id: None,

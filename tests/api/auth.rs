@@ -135,7 +135,7 @@ async fn disabling_a_user_refuses_their_access_token_at_once() {
             .unwrap();
     assert_eq!(revoked, 1);
     assert!(!app.access_ok(&tok.access).await);
-    app.refresh(&tok.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&tok.refresh).await.refused("invalid_refresh_token", "user_disabled");
 }
 
 #[tokio::test]
@@ -160,7 +160,7 @@ async fn logout_ends_the_session_and_accepts_any_well_formed_body() {
     let r = app.post("/auth/logout", None, json!({"refresh_token": tok.refresh})).await;
     assert_eq!(r.status, 204, "{}", r.text);
     assert!(r.text.is_empty());
-    app.refresh(&tok.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&tok.refresh).await.refused("invalid_refresh_token", "logged_out");
     assert!(!app.access_ok(&tok.access).await, "the session's access token dies with it");
     assert!(app.access_ok(&other.access).await, "another session of the same user lives on");
 

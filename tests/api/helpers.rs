@@ -51,6 +51,34 @@ impl Resp {
     }
 }
 
+impl Resp {
+    /// A refused refresh (contract §4c): 401 with `detail` and `reason`, `limit_minutes`
+    /// exactly on the timeouts (also a timed-out token presented again), and nothing else
+    /// but an optional `audit_event_id`.
+    #[track_caller]
+    pub fn refused(&self, detail: &str, reason: &str) -> &Self {
+        assert_eq!(self.status.as_u16(), 401, "body: {}", self.text);
+        assert_eq!(self.detail(), detail, "body: {}", self.text);
+        assert_eq!(self.body["reason"], reason, "body: {}", self.text);
+        let keys: Vec<&str> = self.body.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in &keys {
+            assert!(
+                ["detail", "reason", "limit_minutes", "audit_event_id"].contains(k),
+                "unexpected field {k}: {}",
+                self.text
+            );
+        }
+        let timeout = reason.ends_with("_timeout");
+        assert_eq!(keys.contains(&"limit_minutes"), timeout, "limit_minutes: {}", self.text);
+        self
+    }
+
+    /// The audit event a refused refresh names, if any.
+    pub fn audit_event_id(&self) -> Option<&str> {
+        self.body.get("audit_event_id").map(|v| v.as_str().expect("audit_event_id is a string"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tokens {
     pub access: String,
@@ -202,7 +230,11 @@ impl TestApp {
     }
 
     pub async fn login(&self, user: &TestUser) -> Tokens {
-        let r = self.try_login(&user.email, PASSWORD).await;
+        self.login_with(user, PASSWORD).await
+    }
+
+    pub async fn login_with(&self, user: &TestUser, password: &str) -> Tokens {
+        let r = self.try_login(&user.email, password).await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         tokens(&r)
     }

@@ -23,7 +23,7 @@ async fn refresh_rotates_the_token() {
     let second = tokens(&r);
     assert_ne!(second.refresh, first.refresh);
     assert!(app.access_ok(&second.access).await);
-    app.refresh(&first.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&first.refresh).await.refused("invalid_refresh_token", "rotated");
     assert_eq!(app.refresh(&second.refresh).await.status, 200);
 }
 
@@ -32,7 +32,7 @@ async fn unknown_and_malformed_tokens_are_invalid() {
     let app = TestApp::spawn().await;
     for token in ["", "x", "not-a-token-at-all", &"A".repeat(43), "😀\u{0}'; DROP TABLE users;--"]
     {
-        app.refresh(token).await.assert(401, "invalid_refresh_token");
+        app.refresh(token).await.refused("invalid_refresh_token", "unknown_token");
     }
 }
 
@@ -45,7 +45,7 @@ async fn one_winner_per_race(app: &TestApp) {
         let winners: Vec<_> = answers.iter().filter(|r| r.status == 200).collect();
         assert_eq!(winners.len(), 1, "round {round}: {answers:?}");
         for r in answers.iter().filter(|r| r.status != 200) {
-            r.assert(401, "invalid_refresh_token");
+            r.refused("invalid_refresh_token", "rotated");
         }
         // The winner's token is the one live token of the session.
         app.rotate(&tokens(winners[0]).refresh).await;
@@ -68,8 +68,8 @@ async fn idle_timeout_ends_a_session_and_the_token_stays_dead() {
     let t = app.tenant("Acme").await;
     let tok = app.login(&t.owner).await;
     app.advance(1440 * MINUTE + 1).await;
-    app.refresh(&tok.refresh).await.assert(401, "session_idle_timeout");
-    app.refresh(&tok.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&tok.refresh).await.refused("session_idle_timeout", "idle_timeout");
+    app.refresh(&tok.refresh).await.refused("invalid_refresh_token", "idle_timeout");
 }
 
 #[tokio::test]
@@ -96,7 +96,7 @@ async fn refreshing_slides_the_idle_window() {
         tok = app.rotate(&tok.refresh).await;
     }
     app.advance(15 * MINUTE + 1).await;
-    app.refresh(&tok.refresh).await.assert(401, "session_idle_timeout");
+    app.refresh(&tok.refresh).await.refused("session_idle_timeout", "idle_timeout");
 }
 
 #[tokio::test]
@@ -111,8 +111,8 @@ async fn absolute_timeout_ends_even_an_active_session() {
         tok = app.rotate(&tok.refresh).await;
     }
     app.advance(10 * MINUTE + 1).await; // 60 min + 1 s after login, 10 min after the last refresh
-    app.refresh(&tok.refresh).await.assert(401, "session_absolute_timeout");
-    app.refresh(&tok.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&tok.refresh).await.refused("session_absolute_timeout", "absolute_timeout");
+    app.refresh(&tok.refresh).await.refused("invalid_refresh_token", "absolute_timeout");
 }
 
 #[tokio::test]
@@ -121,7 +121,7 @@ async fn absolute_is_checked_before_idle() {
     let t = app.tenant("Acme").await;
     let tok = app.login(&t.owner).await;
     app.advance(10080 * MINUTE + 1).await; // past both defaults
-    app.refresh(&tok.refresh).await.assert(401, "session_absolute_timeout");
+    app.refresh(&tok.refresh).await.refused("session_absolute_timeout", "absolute_timeout");
 }
 
 #[tokio::test]
@@ -134,7 +134,7 @@ async fn a_tightened_policy_governs_live_sessions_at_their_next_refresh() {
     let owner = app.login(&t.owner).await;
     let r = app.set_policy(&owner.access, json!({"idle_minutes": 15})).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    app.refresh(&live.refresh).await.assert(401, "session_idle_timeout");
+    app.refresh(&live.refresh).await.refused("session_idle_timeout", "idle_timeout");
 
     // The absolute limit likewise: a 70-minute-old, recently refreshed session ends when
     // the absolute limit drops to 60 minutes.
@@ -146,7 +146,7 @@ async fn a_tightened_policy_governs_live_sessions_at_their_next_refresh() {
     let owner = app.login(&t.owner).await;
     let r = app.set_policy(&owner.access, json!({"absolute_minutes": 60})).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    app.refresh(&old.refresh).await.assert(401, "session_absolute_timeout");
+    app.refresh(&old.refresh).await.refused("session_absolute_timeout", "absolute_timeout");
 }
 
 #[tokio::test]
@@ -170,7 +170,7 @@ async fn a_rotated_token_within_the_grace_window_is_just_invalid() {
     let first = app.login(&t.owner).await;
     let second = app.rotate(&first.refresh).await;
     app.advance(9).await; // inside the 10 s grace (real milliseconds pass too)
-    app.refresh(&first.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&first.refresh).await.refused("invalid_refresh_token", "rotated");
     assert_eq!(app.refresh(&second.refresh).await.status, 200, "the session survives");
     let owner = app.login(&t.owner).await;
     assert!(app.audit(&owner.access, "session.refresh_token_reused").await.is_empty());
@@ -185,9 +185,9 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
     let bystander = app.login(&t.engineer).await;
     app.advance(11).await;
     let r = app.refresh(&first.refresh).await;
-    r.assert(401, "invalid_refresh_token");
+    r.refused("invalid_refresh_token", "reuse_detected");
     assert_eq!(r.headers["cache-control"], "no-store");
-    app.refresh(&second.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&second.refresh).await.refused("invalid_refresh_token", "reuse_detected");
     assert!(!app.access_ok(&second.access).await, "the session's access token is refused at once");
     assert_eq!(app.refresh(&bystander.refresh).await.status, 200, "other sessions are untouched");
 
@@ -200,7 +200,7 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session() {
 
     // Replaying against the ended session changes nothing and adds no audit row.
     app.advance(60).await;
-    app.refresh(&first.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&first.refresh).await.refused("invalid_refresh_token", "reuse_detected");
     let owner = app.login(&t.owner).await;
     assert_eq!(app.audit(&owner.access, "session.refresh_token_reused").await.len(), 1);
 }
@@ -224,9 +224,9 @@ async fn the_reuse_grace_comes_from_the_configuration() {
     let first = app.login(&t.owner).await;
     let second = app.rotate(&first.refresh).await;
     app.advance(100).await;
-    app.refresh(&first.refresh).await.assert(401, "invalid_refresh_token");
+    app.refresh(&first.refresh).await.refused("invalid_refresh_token", "rotated");
     let third = app.rotate(&second.refresh).await; // still inside 120 s: the session lives
     app.advance(121).await;
-    app.refresh(&second.refresh).await.assert(401, "invalid_refresh_token");
-    app.refresh(&third.refresh).await.assert(401, "invalid_refresh_token"); // reuse ended it
+    app.refresh(&second.refresh).await.refused("invalid_refresh_token", "reuse_detected");
+    app.refresh(&third.refresh).await.refused("invalid_refresh_token", "reuse_detected"); // reuse ended it
 }

@@ -20,7 +20,7 @@ async fn policy_changes_stay_in_their_account() {
     let g_eng = app.login(&globex.engineer).await;
     let a_eng = app.login(&acme.engineer).await;
     app.advance(21 * 60).await;
-    app.refresh(&a_eng.refresh).await.assert(401, "session_idle_timeout");
+    app.refresh(&a_eng.refresh).await.refused("session_idle_timeout", "idle_timeout");
     assert_eq!(app.refresh(&g_eng.refresh).await.status, 200);
 }
 
