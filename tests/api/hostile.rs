@@ -9,20 +9,15 @@
 //! (path, method, headers, query, authentication, body syntax, size and content type,
 //! every field replaced by every hostile value) are derived from it, and its `oracle`
 //! predicts the answer to any well-formed body. An input that would legitimately change
-//! something (the oracle says [`Expect::Change`]) is not sent. For the endpoints still to
-//! come:
+//! something (the oracle says [`Expect::Change`]) is not sent, except as a dry run where
+//! the endpoint has one. For the endpoints still to come:
 //!
 //! - `GET /accounts/me/security/sessions`: `auth: Owner`, no body, oracle `Json(200)`.
 //! - `DELETE /accounts/me/security/sessions/{id}`: a path with a random UUID, `auth:
 //!   Owner`, oracle `Error(404, "session_not_found")` — a live session's id would change
 //!   something.
-//! - `POST /auth/password`: `auth: User`, a body with a wrong `current_password` (403
-//!   `invalid_credentials` changes nothing); the oracle also decides the order of the
-//!   password-length 422 and the 403.
 //! - `GET /metrics`: answers Prometheus text, so it needs an `Expect` variant for a
 //!   non-JSON 200.
-//! - `?dry_run=true` on the two writing owner endpoints: `Queries::Read` with an oracle
-//!   (a dry run changes nothing, so it may be sent).
 
 use std::collections::BTreeMap;
 
@@ -57,8 +52,10 @@ enum Auth {
 enum Queries {
     /// Ignored: the answer is the endpoint's ordinary one.
     Ignored,
-    /// Any query parameter is 422 (the writing owner endpoints).
-    Refused,
+    /// `dry_run=true|false` and nothing else; anything else is 422 (the writing owner
+    /// endpoints). A body that would change something is also sent as a dry run, which
+    /// must answer 200 and change nothing.
+    DryRun,
     /// Read by this function, which predicts the answer.
     Read(fn(&str) -> Expect),
 }
@@ -94,8 +91,10 @@ fn endpoints() -> Vec<Endpoint> {
             auth: Auth::Public,
             body: Some(json!({"refresh_token": "no-such-token"})),
             oracle: |b| {
-                shape(b, &[("refresh_token", Ty::Str, true)])
-                    .unwrap_or(Expect::Error(401, "invalid_refresh_token".into()))
+                shape(b, &[("refresh_token", Ty::Str, true)]).unwrap_or(Expect::Body(
+                    401,
+                    json!({"detail": "invalid_refresh_token", "reason": "unknown_token"}),
+                ))
             },
             queries: Queries::Ignored,
         },
@@ -105,6 +104,47 @@ fn endpoints() -> Vec<Endpoint> {
             auth: Auth::Public,
             body: Some(json!({"refresh_token": "no-such-token"})),
             oracle: |b| shape(b, &[("refresh_token", Ty::Str, true)]).unwrap_or(Expect::NoContent),
+            queries: Queries::Ignored,
+        },
+        Endpoint {
+            method: Method::POST,
+            path: "/auth/password",
+            auth: Auth::User,
+            body: Some(json!({
+                "current_password": "not the password",
+                "new_password": "a-new-password",
+                "sign_out_other_sessions": false,
+            })),
+            oracle: |b| {
+                if let Some(e) = shape(
+                    b,
+                    &[
+                        ("current_password", Ty::Str, true),
+                        ("new_password", Ty::Str, true),
+                        ("sign_out_other_sessions", Ty::Bool, false),
+                    ],
+                ) {
+                    return e;
+                }
+                // The new password's length first, then the current password (never
+                // the right one here).
+                let new = b.and_then(|b| b["new_password"].as_str()).unwrap_or_default();
+                if !(8..=1024).contains(&new.chars().count()) {
+                    return Expect::Error(
+                        422,
+                        "password must be between 8 and 1024 characters".into(),
+                    );
+                }
+                Expect::Error(403, "invalid_credentials".into())
+            },
+            queries: Queries::Ignored,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/openapi.json",
+            auth: Auth::Public,
+            body: None,
+            oracle: |_| Expect::Json(200),
             queries: Queries::Ignored,
         },
         Endpoint {
@@ -129,7 +169,7 @@ fn endpoints() -> Vec<Endpoint> {
             auth: Auth::Owner,
             body: Some(json!({"idle_minutes": 1, "absolute_minutes": 1})),
             oracle: patch_policy_oracle,
-            queries: Queries::Refused,
+            queries: Queries::DryRun,
         },
         Endpoint {
             method: Method::POST,
@@ -146,7 +186,7 @@ fn endpoints() -> Vec<Endpoint> {
                     Some(_) => Expect::Sentence(422),
                 }
             },
-            queries: Queries::Refused,
+            queries: Queries::DryRun,
         },
         Endpoint {
             method: Method::GET,
@@ -198,6 +238,8 @@ enum Expect {
     Error(u16, String),
     /// This status and `{"detail": <a sentence>}` (shape errors, meant for people).
     Sentence(u16),
+    /// This status and exactly this JSON body (a refused refresh, with its reason).
+    Body(u16, Value),
     /// This status and a JSON object that is not an error.
     Json(u16),
     /// 204 and no body.
@@ -213,6 +255,7 @@ enum Ty {
     Int,
     /// `null` or an [`Ty::Int`].
     NullableInt,
+    Bool,
 }
 
 fn fits(ty: Ty, v: &Value) -> bool {
@@ -220,6 +263,7 @@ fn fits(ty: Ty, v: &Value) -> bool {
         Ty::Str => v.is_string(),
         Ty::Int => v.is_i64(),
         Ty::NullableInt => v.is_null() || v.is_i64(),
+        Ty::Bool => v.is_boolean(),
     }
 }
 
@@ -779,6 +823,14 @@ fn cases(ep: &Endpoint, ctx: &Ctx, now: i64) -> Vec<Case> {
         "before=00000000-0000-0000-0000-000000000000%00",
         "x=1",
         "dry_run=yes&scope=all",
+        "dry_run=true",
+        "dry_run=false",
+        "dry_run=TRUE",
+        "dry_run=1",
+        "dry_run=",
+        "dryrun=true",
+        "dry_run=true&dry_run=true",
+        "dry_run=true&x=1",
         "%ff%fe=%ff",
         "a=1&a=2&a=3",
     ];
@@ -786,7 +838,13 @@ fn cases(ep: &Endpoint, ctx: &Ctx, now: i64) -> Vec<Case> {
     for q in queries.iter().copied().chain([long_query.as_str()]) {
         let expect = match ep.queries {
             Queries::Ignored => ordinary.clone(),
-            Queries::Refused => Expect::Sentence(422),
+            Queries::DryRun => {
+                let pairs = url_pairs(q);
+                match pairs.as_slice() {
+                    [(k, v)] if k == "dry_run" && (v == "true" || v == "false") => ordinary.clone(),
+                    _ => Expect::Sentence(422),
+                }
+            }
             Queries::Read(oracle) => oracle(q),
         };
         let mut c = base(format!("query ?{q:.60}"), expect);
@@ -984,10 +1042,18 @@ fn cases(ep: &Endpoint, ctx: &Ctx, now: i64) -> Vec<Case> {
     }
     for (label, body) in bodies {
         let expect = (ep.oracle)(Some(&body));
-        if expect == Expect::Change {
-            continue;
+        if expect != Expect::Change {
+            out.push(raw(label, body.to_string().into_bytes(), expect));
+        } else if matches!(ep.queries, Queries::DryRun) {
+            // The real call would change something; its preview must not.
+            let mut c = raw(
+                format!("{label}, as a dry run"),
+                body.to_string().into_bytes(),
+                Expect::Json(200),
+            );
+            c.path = format!("{}?dry_run=true", ep.path);
+            out.push(c);
         }
-        out.push(raw(label, body.to_string().into_bytes(), expect));
     }
     out
 }
@@ -1161,6 +1227,11 @@ fn check(
         Expect::Sentence(s) => {
             if status != *s || detail.is_none_or(str::is_empty) || !only_detail || !is_json_ct {
                 return fail(&format!("expected {s} with a detail sentence"));
+            }
+        }
+        Expect::Body(s, expected) => {
+            if status != *s || json.as_ref() != Some(expected) || !is_json_ct {
+                return fail(&format!("expected {s} {expected}"));
             }
         }
         Expect::Json(s) => {
