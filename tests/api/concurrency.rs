@@ -340,6 +340,21 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
              WHERE action = 'account.sessions_revoked_bulk'") as u64,
         revoked_total
     );
+    // And by the audit event each revoked token records (schema version 2): every such
+    // event exists, and each bulk revoke's row counts exactly the tokens it names.
+    assert_eq!(
+        one("SELECT count(*) FROM refresh_tokens t WHERE revoked_by_event IS NOT NULL AND NOT EXISTS
+             (SELECT 1 FROM audit_events e WHERE e.id = t.revoked_by_event)"),
+        0,
+        "a token revoked by an audit event that is not there"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM audit_events e WHERE action = 'account.sessions_revoked_bulk'
+             AND json_extract(details, '$.revoked_count') <>
+                 (SELECT count(*) FROM refresh_tokens t WHERE t.revoked_by_event = e.id)"),
+        0,
+        "a bulk revoke's audit row and the tokens it revoked disagree"
+    );
     let patches: usize = rec.patches.values().map(Vec::len).sum();
     assert_eq!(
         one("SELECT count(*) FROM audit_events WHERE action = 'account.session_policy_update'")

@@ -457,6 +457,21 @@ fn verify(db: &Path, model: &Model, account_ids: &[String]) -> usize {
     let audited_nonzero: BTreeMap<_, _> =
         audited.iter().filter(|(_, n)| **n > 0).map(|(k, v)| (k.clone(), *v)).collect();
     assert_eq!(stamped, audited_nonzero, "revoked tokens and bulk-revoke audit rows disagree");
+    // And by the audit event each revoked token records (schema version 2): every such
+    // event exists, and each bulk revoke's row counts exactly the tokens it names.
+    assert_eq!(
+        one("SELECT count(*) FROM refresh_tokens t WHERE revoked_by_event IS NOT NULL AND NOT EXISTS
+             (SELECT 1 FROM audit_events e WHERE e.id = t.revoked_by_event)"),
+        0,
+        "a token revoked by an audit event that is not there"
+    );
+    assert_eq!(
+        one("SELECT count(*) FROM audit_events e WHERE action = 'account.sessions_revoked_bulk'
+             AND json_extract(details, '$.revoked_count') <>
+                 (SELECT count(*) FROM refresh_tokens t WHERE t.revoked_by_event = e.id)"),
+        0,
+        "a bulk revoke's audit row and the tokens it revoked disagree"
+    );
     // Each account's trail: its acknowledged changes in order, and the policy it ends at.
     for (i, id) in account_ids.iter().enumerate() {
         let recorded: Vec<Change> = conn
