@@ -11,8 +11,9 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::jwt::{Keys, resolve_secret};
+use crate::auth::jwt::{Keys, resolve_secret, secret_file_warning};
 use crate::auth::password::Hasher;
+use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -25,6 +26,8 @@ pub struct App {
     listener: TcpListener,
     addr: SocketAddr,
     state: AppState,
+    /// Logged when serving starts, not while building: a start that fails prints one line.
+    warnings: Vec<String>,
 }
 
 impl App {
@@ -35,12 +38,15 @@ impl App {
             if config.testing.clock_control { Clock::controllable() } else { Clock::system() };
         let metrics = Metrics::prometheus().context("building the metrics registry")?;
         let db = open_db(&config).await?.with_metrics(metrics.clone());
-        let secret = {
+        let (secret, warning) = {
             let (configured, path) =
                 (config.auth.jwt_secret.expose().to_owned(), config.database.path.clone());
-            tokio::task::spawn_blocking(move || resolve_secret(&configured, &path))
-                .await
-                .context("loading the JWT secret")??
+            tokio::task::spawn_blocking(move || {
+                resolve_secret(&configured, &path)
+                    .map(|secret| (secret, secret_file_warning(&configured, &path)))
+            })
+            .await
+            .context("loading the JWT secret")??
         };
         let keys = Keys::new(&secret, config.auth.access_token_minutes);
         let listen = config.server.listen.clone();
@@ -49,6 +55,10 @@ impl App {
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
         let hashers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let login_throttle = Arc::new(LoginThrottle::new(
+            config.auth.max_failed_logins,
+            config.auth.failed_login_window_minutes,
+        ));
         let state = AppState {
             db,
             bounds: Bounds::from(&config.session),
@@ -58,8 +68,9 @@ impl App {
             hasher: Hasher::new(hashers),
             background: TaskTracker::new(),
             metrics,
+            login_throttle,
         };
-        Ok(App { listener, addr, state })
+        Ok(App { listener, addr, state, warnings: warning.into_iter().collect() })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -76,6 +87,9 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        for w in &self.warnings {
+            tracing::warn!("{w}");
+        }
         let background = self.state.background.clone();
         // Housekeeping runs beside the server and stops with it.
         let stop = CancellationToken::new();

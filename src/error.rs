@@ -28,6 +28,8 @@ pub enum ApiError {
     NotAuthenticated,
     #[error("invalid credentials")]
     InvalidCredentials,
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after_seconds: u64 },
     #[error("refresh refused")]
     RefreshDenied(RefreshDenied),
     #[error("{0}")]
@@ -56,6 +58,7 @@ impl ApiError {
             ApiError::NotAuthenticated
             | ApiError::InvalidCredentials
             | ApiError::RefreshDenied(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -72,6 +75,7 @@ impl ApiError {
             ApiError::Unprocessable(msg) | ApiError::NotFound(msg) | ApiError::Conflict(msg) => msg,
             ApiError::NotAuthenticated => "not_authenticated",
             ApiError::InvalidCredentials => "invalid_credentials",
+            ApiError::TooManyAttempts { .. } => "too_many_attempts",
             ApiError::RefreshDenied(d) => d.detail(),
             ApiError::Forbidden(detail) => detail,
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -92,10 +96,16 @@ impl IntoResponse for ApiError {
             _ => json!(ErrorBody { detail: self.detail() }),
         };
         let mut response = (self.status(), Json(body)).into_response();
-        if matches!(self, ApiError::NotAuthenticated) {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self {
+            ApiError::NotAuthenticated => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::TooManyAttempts { retry_after_seconds } => {
+                response.headers_mut().insert(header::RETRY_AFTER, retry_after_seconds.into());
+            }
+            _ => {}
         }
         response
     }
@@ -138,6 +148,9 @@ impl From<service::Error> for ApiError {
     fn from(e: service::Error) -> Self {
         match e {
             service::Error::InvalidCredentials => ApiError::InvalidCredentials,
+            service::Error::TooManyAttempts { retry_after_seconds } => {
+                ApiError::TooManyAttempts { retry_after_seconds }
+            }
             service::Error::WrongPassword => ApiError::Forbidden("invalid_credentials"),
             service::Error::NotAuthenticated => ApiError::NotAuthenticated,
             service::Error::RefreshDenied(d) => ApiError::RefreshDenied(d),

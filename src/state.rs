@@ -6,6 +6,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::jwt::Keys;
 use crate::auth::password::Hasher;
+use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
@@ -25,4 +26,6 @@ pub struct AppState {
     pub background: TaskTracker,
     /// This app's Prometheus registry (`GET /metrics`).
     pub metrics: Metrics,
+    /// Failed logins per (email, client address), in memory (see `auth::throttle`).
+    pub login_throttle: Arc<LoginThrottle>,
 }

@@ -46,9 +46,15 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// `Authorization: Bearer <token>` (the scheme is case-insensitive).
+/// `Authorization: Bearer <token>` (the scheme is case-insensitive). A request with more
+/// than one `Authorization` header has none: which one counts would be anyone's guess
+/// (a proxy may pick the last), so it is not authenticated.
 fn bearer_token(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let value = values.next()?.to_str().ok()?;
+    if values.next().is_some() {
+        return None;
+    }
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)

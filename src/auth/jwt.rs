@@ -135,10 +135,7 @@ fn load_or_create_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     use std::os::unix::fs::OpenOptionsExt;
 
     match std::fs::read_to_string(path) {
-        Ok(text) => {
-            warn_if_readable_by_others(path);
-            return validate_secret_file(path, &text);
-        }
+        Ok(text) => return validate_secret_file(path, &text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
@@ -166,16 +163,22 @@ fn load_or_create_secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
     }
 }
 
-fn warn_if_readable_by_others(path: &Path) {
+/// A warning when the secret in use comes from a file others may read. Returned rather
+/// than logged, so that it is logged once the server is listening: a start that fails
+/// afterwards must still print just one line.
+pub fn secret_file_warning(configured: &str, database_path: &str) -> Option<String> {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        tracing::warn!(
-            path = %path.display(),
-            "the JWT secret file is readable by others; make it private with chmod 600"
-        );
+    if !configured.is_empty() || database_path == ":memory:" {
+        return None;
     }
+    let path = secret_path(database_path);
+    let meta = std::fs::metadata(&path).ok()?;
+    (meta.permissions().mode() & 0o077 != 0).then(|| {
+        format!(
+            "the JWT secret file {} is readable by others; make it private with chmod 600",
+            path.display()
+        )
+    })
 }
 
 fn validate_secret_file(path: &Path, text: &str) -> anyhow::Result<Vec<u8>> {

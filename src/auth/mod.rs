@@ -5,6 +5,7 @@ pub mod extract;
 pub mod jwt;
 pub mod password;
 pub mod refresh;
+pub mod throttle;
 
 use std::fmt;
 use std::str::FromStr;

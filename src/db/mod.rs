@@ -10,6 +10,7 @@ pub mod audit_events;
 pub mod backup;
 pub mod maintenance;
 mod pool;
+mod preflight;
 pub mod refresh_tokens;
 pub mod sessions;
 pub mod users;

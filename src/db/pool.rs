@@ -10,7 +10,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-use super::DbError;
+use super::{DbError, preflight};
 use crate::metrics::{Metrics, PoolState};
 
 mod embedded {
@@ -45,6 +45,21 @@ pub enum OpenError {
     Open { path: String, source: anyhow::Error },
     #[error("cannot migrate the database {path}")]
     Migrate { path: String, source: anyhow::Error },
+    #[error(
+        "the database {path} is damaged or is not a SQLite database (SQLite says: {reason}); it \
+         was left as it was: restore it from a backup"
+    )]
+    Corrupt { path: String, reason: String },
+    #[error(
+        "the database {path} is at schema version {found}, newer than this sessiond knows \
+         ({known}); it was left as it was: run a newer sessiond"
+    )]
+    NewerSchema { path: String, found: i64, known: i64 },
+    #[error(
+        "the database {path} holds tables but no sessiond migration history (another \
+         application's database?); it was left as it was"
+    )]
+    Foreign { path: String },
 }
 
 impl Db {
@@ -56,20 +71,33 @@ impl Db {
     /// opened, or is no database, fails here at once with one clear error, instead of
     /// after the pool's wait for a connection.
     pub fn open(path: &str, pool_size: u32) -> Result<Db, OpenError> {
-        let open_err =
-            |e: rusqlite::Error| OpenError::Open { path: path.to_owned(), source: e.into() };
+        let open_err = |e: rusqlite::Error| OpenError::Open {
+            path: path.to_owned(),
+            source: anyhow::anyhow!(preflight::reason(&e)),
+        };
         let (target, flags, on_disk) = if path == ":memory:" {
             let uri = format!("file:/sessiond-{}?vfs=memdb", uuid::Uuid::new_v4());
             (uri, memory_flags(), false)
         } else {
             create_parent_dir(path)?;
+            create_private(path)?;
             (path.to_owned(), OpenFlags::default(), true)
         };
         let mut first = Connection::open_with_flags(&target, flags).map_err(open_err)?;
+        first.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        let runner = embedded::migrations::runner();
+        let known = runner.get_migrations().iter().map(|m| i64::from(m.version())).max();
+        if on_disk {
+            preflight::check(&first, path, known.unwrap_or(0))?;
+        }
         configure(&mut first, on_disk).map_err(open_err)?;
-        embedded::migrations::runner()
-            .run(&mut first)
-            .map_err(|e| OpenError::Migrate { path: path.to_owned(), source: e.into() })?;
+        // Grouped: every pending migration and its history row commit in one transaction,
+        // so a crash or a failing step leaves the schema as it was, never half-migrated
+        // (refinery's default commits each migration apart from its history row).
+        runner.set_grouped(true).run(&mut first).map_err(|e| OpenError::Migrate {
+            path: path.to_owned(),
+            source: anyhow::anyhow!(preflight::migration_reason(&e)),
+        })?;
         let manager = SqliteConnectionManager::file(&target)
             .with_flags(flags)
             .with_init(move |c| configure(c, on_disk));
@@ -123,6 +151,19 @@ fn create_parent_dir(path: &str) -> Result<(), OpenError> {
         Some(dir) => std::fs::create_dir_all(dir)
             .map_err(|source| OpenError::Directory { path: dir.display().to_string(), source }),
         None => Ok(()),
+    }
+}
+
+/// A new database file is created empty with mode 0600 before SQLite opens it: it holds
+/// password hashes and who logged in from where, and SQLite would make it 0644 (its
+/// `-wal` and `-shm` files take the database file's mode). An existing file is left as
+/// it is.
+fn create_private(path: &str) -> Result<(), OpenError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(OpenError::Open { path: path.to_owned(), source: e.into() }),
     }
 }
 

@@ -40,6 +40,8 @@ pub(super) async fn no_store(mut response: Response) -> Response {
     responses(
         (status = 200, description = "A new session's token pair", body = TokenPair, headers(("cache-control" = String))),
         (status = 401, description = "`invalid_credentials`: wrong password, unknown email or inactive user", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many failed logins for this email from this address; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds until the failure window closes"), ("cache-control" = String))),
     ))]
 pub async fn login(
     State(state): State<AppState>,

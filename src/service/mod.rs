@@ -73,6 +73,8 @@ impl RefreshDenied {
 pub enum Error {
     #[error("invalid credentials")]
     InvalidCredentials,
+    #[error("too many failed logins; retry in {retry_after_seconds} s")]
+    TooManyAttempts { retry_after_seconds: u64 },
     /// A signed-in user's password check failed (changing the password): 403, since the
     /// caller is authenticated.
     #[error("current password is wrong")]

@@ -42,6 +42,8 @@ impl std::fmt::Debug for TokenPair {
     }
 }
 
+/// A password login, behind the login throttle: a pair (email, client address) with too
+/// many recent failures is refused before its password is even checked.
 pub async fn login(
     state: &AppState,
     email: &str,
@@ -50,6 +52,27 @@ pub async fn login(
     now: DateTime<Utc>,
 ) -> Result<TokenPair, Error> {
     let email = normalize_email(email);
+    let attempt = state
+        .login_throttle
+        .begin(&email, client.ip.as_deref(), now)
+        .await
+        .map_err(|t| Error::TooManyAttempts { retry_after_seconds: t.retry_after_seconds })?;
+    let result = authenticate(state, email, password, client, now).await;
+    match &result {
+        Ok(_) => attempt.succeeded(),
+        Err(Error::InvalidCredentials) => attempt.failed(now),
+        Err(_) => {}
+    }
+    result
+}
+
+async fn authenticate(
+    state: &AppState,
+    email: String,
+    password: String,
+    client: ClientInfo,
+    now: DateTime<Utc>,
+) -> Result<TokenPair, Error> {
     let creds = state.db.read(move |tx| users::credentials_by_email(tx, &email)).await?;
     let (user, phc) = creds.map(|c| (c.user, c.password_hash)).unzip();
     let password_ok = state.hasher.verify(password, phc).await?;

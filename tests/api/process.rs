@@ -51,6 +51,18 @@ impl Out {
 }
 
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Out {
+    run_within(dir, args, env, stdin, Duration::from_secs(120))
+}
+
+/// [`run`], killing the process (and failing the test) if it has not exited within
+/// `limit`: for commands that must fail, such as a `serve` that must refuse to start.
+pub fn run_within(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+    limit: Duration,
+) -> Out {
     let mut child = command(dir, args, env)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -63,7 +75,18 @@ pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>)
         let _ = input.write_all(s.as_bytes());
     }
     drop(input);
+    let pid = child.id();
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if finished.recv_timeout(limit).is_err() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            return true;
+        }
+        false
+    });
     let out = child.wait_with_output().unwrap();
+    let _ = done.send(());
+    assert!(!watchdog.join().unwrap(), "{args:?} still running after {limit:?}: killed");
     Out {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
