@@ -2,9 +2,10 @@
 //! by the real action and read back through `/auth/refresh`; where an audited action
 //! revoked the token, the refusal names that audit event.
 
+use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestApp, Tokens};
+use crate::helpers::{TestApp, Tokens, session_of};
 
 const MINUTE: i64 = 60;
 
@@ -130,6 +131,21 @@ async fn revoked_all_and_revoked_others_name_the_bulk_revoke() {
     assert_eq!(r_owner.audit_event_id(), Some(all.as_str()));
     // The engineer's token keeps the cause that ended it first.
     assert_eq!(app.refresh(&eng.refresh).await.audit_event_id(), Some(others.as_str()));
+}
+
+#[tokio::test]
+async fn revoked_single_names_the_single_revoke() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let owner = app.login(&t.owner).await;
+    let eng = app.login(&t.engineer).await;
+    let path = format!("/accounts/me/security/sessions/{}", session_of(&eng.access));
+    let r = app.request(Method::DELETE, &path, Some(&owner.access), None).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    let r = app.refresh(&eng.refresh).await;
+    r.refused("invalid_refresh_token", "revoked_single");
+    let event = event_id(&app, &owner, "account.session_revoked").await;
+    assert_eq!(r.audit_event_id(), Some(event.as_str()));
 }
 
 #[tokio::test]
