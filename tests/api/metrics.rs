@@ -200,3 +200,22 @@ async fn each_app_counts_only_its_own_traffic() {
     assert_eq!(b.value("sessiond_refresh_total", &[("result", "ok")]), 1.0);
     assert_eq!(b.value("sessiond_http_requests_total", &login), 1.0);
 }
+
+#[tokio::test]
+async fn a_password_change_counts_the_sessions_it_ends() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let here = app.login(&t.engineer).await;
+    app.login(&t.engineer).await;
+    app.login(&t.engineer).await;
+    let body =
+        json!({"current_password": crate::helpers::PASSWORD, "new_password": "brand new one"});
+    assert_eq!(app.post("/auth/password", Some(&here.access), body).await.status, 204);
+    let m = scrape(&app).await;
+    assert_eq!(m.value("sessiond_tokens_revoked_total", &[("cause", "password_changed")]), 2.0);
+    // A refused change revokes nothing more.
+    let body = json!({"current_password": "not the password", "new_password": "another one"});
+    assert_eq!(app.post("/auth/password", Some(&here.access), body).await.status, 403);
+    let m = scrape(&app).await;
+    assert_eq!(m.value("sessiond_tokens_revoked_total", &[("cause", "password_changed")]), 2.0);
+}
