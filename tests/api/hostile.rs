@@ -5,21 +5,21 @@
 //! in the database changes: not one commit (SQLite's `data_version`, checked after every
 //! request) and the same content hash at the end.
 //!
-//! The table is [`endpoints`]. To cover a new endpoint, add an entry: the generic cases
-//! (path, method, headers, query, authentication, body syntax, size and content type,
-//! every field replaced by every hostile value) are derived from it, and its `oracle`
-//! predicts the answer to any well-formed body. An input that would legitimately change
-//! something (the oracle says [`Expect::Change`]) is not sent, except as a dry run where
-//! the endpoint has one. For the endpoints still to come:
+//! The table is [`endpoints`]; the test checks that it holds every operation of the
+//! OpenAPI document. To cover a new endpoint, add an entry: the generic cases (path,
+//! method, headers, query, authentication, body syntax, size and content type, every
+//! field replaced by every hostile value) are derived from it, and its `oracle` predicts
+//! the answer to any well-formed body. An input that would legitimately change something
+//! (the oracle says [`Expect::Change`]) is not sent, except as a dry run where the
+//! endpoint has one. An endpoint with an object's id in its path gets `ids` ([`Ids`]):
+//! its `path` names no object, and every other id is tried there — the live objects only
+//! with refused authentications, which must leave them live.
 //!
-//! - `GET /accounts/me/security/sessions`: `auth: Owner`, no body, oracle `Json(200)`.
-//! - `DELETE /accounts/me/security/sessions/{id}`: a path with a random UUID, `auth:
-//!   Owner`, oracle `Error(404, "session_not_found")` — a live session's id would change
-//!   something.
-//! - `GET /metrics`: answers Prometheus text, so it needs an `Expect` variant for a
-//!   non-JSON 200.
+//! `GET /metrics` answers Prometheus text ([`Expect::Prometheus`]): every scrape, and one
+//! after the run, must show no label value that a request could have chosen
+//! ([`LabelRules`]) — after thousands of odd paths, methods and queries.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -29,7 +29,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{TestApp, Tokens};
+use crate::helpers::{TestApp, Tokens, session_of};
 
 /// The server's signing secret here, so that tokens valid in every way but one can be made.
 const SECRET: &str = "hostile-input-test-secret-0123456789abcdef";
@@ -70,6 +70,20 @@ struct Endpoint {
     /// request, else to a well-formed JSON body.
     oracle: fn(Option<&Value>) -> Expect,
     queries: Queries,
+    /// For an endpoint whose last path segment names an object (`path` holds an id that
+    /// names none): the other ids to put there.
+    ids: Option<Ids>,
+}
+
+/// The ids an endpoint's last path segment is tried with.
+struct Ids {
+    /// The answer to a segment that names no object of the caller's (`path`'s own, or
+    /// one of the generic path variants that keeps the route, such as `…%00`).
+    missing: fn() -> Expect,
+    /// Label, segment as sent (already percent-encoded), and the answer the owner gets.
+    /// [`Expect::Change`] marks a live object: it is sent only with every refused
+    /// authentication (wrong role, forged token, bad header), and must stay live.
+    segments: fn(&Ctx) -> Vec<(String, String, Expect)>,
 }
 
 fn endpoints() -> Vec<Endpoint> {
@@ -84,6 +98,7 @@ fn endpoints() -> Vec<Endpoint> {
                     .unwrap_or(Expect::Error(401, "invalid_credentials".into()))
             },
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::POST,
@@ -97,6 +112,7 @@ fn endpoints() -> Vec<Endpoint> {
                 ))
             },
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::POST,
@@ -105,6 +121,7 @@ fn endpoints() -> Vec<Endpoint> {
             body: Some(json!({"refresh_token": "no-such-token"})),
             oracle: |b| shape(b, &[("refresh_token", Ty::Str, true)]).unwrap_or(Expect::NoContent),
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::POST,
@@ -138,6 +155,7 @@ fn endpoints() -> Vec<Endpoint> {
                 Expect::Error(403, "invalid_credentials".into())
             },
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::GET,
@@ -146,6 +164,7 @@ fn endpoints() -> Vec<Endpoint> {
             body: None,
             oracle: |_| Expect::Json(200),
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::GET,
@@ -154,6 +173,7 @@ fn endpoints() -> Vec<Endpoint> {
             body: None,
             oracle: |_| Expect::Json(200),
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::GET,
@@ -162,6 +182,7 @@ fn endpoints() -> Vec<Endpoint> {
             body: None,
             oracle: |_| Expect::Json(200),
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::PATCH,
@@ -170,6 +191,7 @@ fn endpoints() -> Vec<Endpoint> {
             body: Some(json!({"idle_minutes": 1, "absolute_minutes": 1})),
             oracle: patch_policy_oracle,
             queries: Queries::DryRun,
+            ids: None,
         },
         Endpoint {
             method: Method::POST,
@@ -187,6 +209,7 @@ fn endpoints() -> Vec<Endpoint> {
                 }
             },
             queries: Queries::DryRun,
+            ids: None,
         },
         Endpoint {
             method: Method::GET,
@@ -195,6 +218,27 @@ fn endpoints() -> Vec<Endpoint> {
             body: None,
             oracle: |_| Expect::Json(200),
             queries: Queries::Read(audit_query_oracle),
+            ids: None,
+        },
+        Endpoint {
+            method: Method::GET,
+            path: "/accounts/me/security/sessions",
+            auth: Auth::Owner,
+            body: None,
+            oracle: |_| Expect::Json(200),
+            queries: Queries::Ignored,
+            ids: None,
+        },
+        Endpoint {
+            method: Method::DELETE,
+            // A random UUID, made once for this file: no session has it.
+            path: "/accounts/me/security/sessions/6b0f3c52-9d4e-4a71-b8c6-2f5e1d7a9034",
+            auth: Auth::Owner,
+            body: None,
+            // Only reached with `path`'s id, which names no session.
+            oracle: |_| session_not_found(),
+            queries: Queries::Ignored,
+            ids: Some(Ids { missing: session_not_found, segments: session_ids }),
         },
         Endpoint {
             method: Method::GET,
@@ -203,6 +247,7 @@ fn endpoints() -> Vec<Endpoint> {
             body: None,
             oracle: |_| Expect::Json(200),
             queries: Queries::Ignored,
+            ids: None,
         },
         Endpoint {
             method: Method::POST,
@@ -224,6 +269,17 @@ fn endpoints() -> Vec<Endpoint> {
                 }
             },
             queries: Queries::Ignored,
+            ids: None,
+        },
+        // Last, so that its scrapes have seen every hostile path and method before.
+        Endpoint {
+            method: Method::GET,
+            path: "/metrics",
+            auth: Auth::Public,
+            body: None,
+            oracle: |_| Expect::Prometheus,
+            queries: Queries::Ignored,
+            ids: None,
         },
     ]
 }
@@ -244,6 +300,9 @@ enum Expect {
     Json(u16),
     /// 204 and no body.
     NoContent,
+    /// 200 and the Prometheus text exposition (`GET /metrics`), every label value one
+    /// the server may show (see [`LabelRules`]).
+    Prometheus,
     /// A legitimate change: not sent.
     Change,
 }
@@ -330,6 +389,83 @@ fn audit_query_oracle(query: &str) -> Expect {
         return Expect::Sentence(422);
     }
     Expect::Json(200)
+}
+
+fn session_not_found() -> Expect {
+    Expect::Error(404, "session_not_found".into())
+}
+
+/// DELETE /accounts/me/security/sessions/{session_id}: whatever names no active session
+/// of the caller's account is the same 404 — another account's session in any spelling
+/// included — and the account's live sessions are revoked by no refused request.
+fn session_ids(ctx: &Ctx) -> Vec<(String, String, Expect)> {
+    let live = session_of(&ctx.engineer.access);
+    let sql_or = "%27%20OR%20%271%27%3D%271"; // ' OR '1'='1
+    let mut ids: Vec<(String, String)> = vec![
+        ("not a UUID".into(), "not-a-uuid".into()),
+        ("the nil UUID".into(), uuid::Uuid::nil().to_string()),
+        ("the max UUID".into(), "ffffffff-ffff-ffff-ffff-ffffffffffff".into()),
+        ("a live id one digit short".into(), live[..35].to_owned()),
+        ("a live id one digit long".into(), format!("{live}0")),
+        ("a live id with a non-hex digit".into(), format!("{}g", &live[..35])),
+        ("SQL".into(), sql_or.into()),
+        ("a live id, then SQL".into(), format!("{live}{sql_or}")),
+        (
+            "a live id, then DROP TABLE".into(),
+            format!("{live}%27%3B%20DROP%20TABLE%20refresh_tokens%3B--"),
+        ),
+        ("a LIKE wildcard".into(), "%25".into()),
+        ("LIKE wildcards shaped as a UUID".into(), "________-____-____-____-____________".into()),
+        ("invalid UTF-8".into(), "%ff%fe%fd".into()),
+        ("overlong UTF-8".into(), "%C0%80".into()),
+        ("a bad percent escape".into(), "%zz".into()),
+        ("a lone percent sign".into(), "%".into()),
+        ("a live id, then an encoded slash".into(), format!("{live}%2Fx")),
+        ("an encoded dot-dot".into(), "%2e%2e".into()),
+        ("NUL".into(), "%00".into()),
+        ("a live id, then NUL".into(), format!("{live}%00")),
+        ("NUL, then a live id".into(), format!("%00{live}")),
+        ("a live id in spaces".into(), format!("%20{live}%20")),
+        ("a live id after an RTL override".into(), format!("%E2%80%AE{live}")),
+        ("a live id in full-width digits".into(), full_width_digits(&live)),
+        ("30000 characters".into(), "a".repeat(30_000)),
+        ("a live id, then 30000 hex digits".into(), format!("{live}{}", "f".repeat(30_000))),
+        ("a logged-out session".into(), session_of(&ctx.logged_out.access)),
+    ];
+    // Ids of sessions the caller may not end, in every spelling a UUID parser takes.
+    for (whose, id) in [
+        ("another account's live session", &ctx.foreign_session),
+        ("an expired session", &ctx.expired_session),
+    ] {
+        ids.push((whose.into(), id.clone()));
+        ids.push((format!("{whose}, upper case"), id.to_uppercase()));
+        ids.push((format!("{whose}, without hyphens"), id.replace('-', "")));
+        ids.push((format!("{whose}, braced"), format!("%7B{id}%7D")));
+        ids.push((format!("{whose}, as a URN"), format!("urn:uuid:{id}")));
+    }
+    let mut out: Vec<(String, String, Expect)> =
+        ids.into_iter().map(|(label, id)| (label, id, session_not_found())).collect();
+    out.push(("an empty id".into(), String::new(), Expect::Error(404, "not_found".into())));
+    // The account's live sessions: the owner would revoke them.
+    for (whose, tokens) in [
+        ("the engineer's live session", &ctx.engineer),
+        ("the admin's live session", &ctx.admin),
+        ("the caller's own session", &ctx.owner),
+    ] {
+        out.push((whose.into(), session_of(&tokens.access), Expect::Change));
+    }
+    out
+}
+
+/// `id` with every ASCII digit (a v4 UUID has at least its version's `4`) replaced by its
+/// full-width form, percent-encoded.
+fn full_width_digits(id: &str) -> String {
+    id.chars()
+        .map(|c| match c.to_digit(10) {
+            Some(d) => format!("%EF%BC%{:02X}", 0x90 + d),
+            None => c.to_string(),
+        })
+        .collect()
 }
 
 /// `application/x-www-form-urlencoded` pairs, percent-decoded (lossily, as the server's
@@ -452,6 +588,7 @@ const RAW_NUMBERS: &[(&str, bool)] = &[
 // ---------------------------------------------------------------------------------------
 // Requests
 
+#[derive(Clone)]
 struct Case {
     label: String,
     method: Method,
@@ -461,6 +598,7 @@ struct Case {
     expect: Expect,
 }
 
+#[derive(Clone)]
 enum Body {
     None,
     Bytes(Vec<u8>),
@@ -490,6 +628,10 @@ struct Ctx {
     /// The owner's token's claims, to forge variations of.
     claims: Value,
     engineer_id: String,
+    /// A live session of another account.
+    foreign_session: String,
+    /// A session of the tenant that the default absolute timeout has ended.
+    expired_session: String,
 }
 
 impl Ctx {
@@ -788,7 +930,7 @@ fn cases(ep: &Endpoint, ctx: &Ctx, now: i64) -> Vec<Case> {
         if path == ep.path {
             continue;
         }
-        let mut c = base(format!("path {path:.60}"), Expect::Error(404, "not_found".into()));
+        let mut c = base(format!("path {path:.60}"), path_variant(&ep.method, &path));
         c.path = path;
         out.push(c);
     }
@@ -853,6 +995,7 @@ fn cases(ep: &Endpoint, ctx: &Ctx, now: i64) -> Vec<Case> {
     }
 
     // Authentication.
+    let auth_cases = out.len();
     if ep.auth != Auth::Public {
         let refused = || Expect::Error(401, "not_authenticated".into());
         let without_auth = |c: &mut Case| c.headers.retain(|(n, _)| n != "authorization");
@@ -875,6 +1018,28 @@ fn cases(ep: &Endpoint, ctx: &Ctx, now: i64) -> Vec<Case> {
                     base(format!("an {role}'s token"), Expect::Error(403, "owner_required".into()));
                 without_auth(&mut c);
                 c.headers.push(h("authorization", &format!("Bearer {}", tok.access)));
+                out.push(c);
+            }
+        }
+    }
+    let refused_auth: Vec<Case> = out[auth_cases..].to_vec();
+
+    // Ids in the path: each gets the owner's answer; the live objects only the refused
+    // authentications, every one of them.
+    if let Some(ids) = &ep.ids {
+        let prefix = &ep.path[..=ep.path.rfind('/').unwrap()];
+        for (label, segment, expect) in (ids.segments)(ctx) {
+            let path = format!("{prefix}{segment}");
+            if expect != Expect::Change {
+                let mut c = base(format!("id: {label}"), expect);
+                c.path = path;
+                out.push(c);
+                continue;
+            }
+            for refused in &refused_auth {
+                let mut c = refused.clone();
+                c.label = format!("{} on {label}", c.label);
+                c.path = path.clone();
                 out.push(c);
             }
         }
@@ -1058,6 +1223,43 @@ fn cases(ep: &Endpoint, ctx: &Ctx, now: i64) -> Vec<Case> {
     out
 }
 
+/// A path with its last segment shown as `{}` when it is a parameter (`{session_id}`)
+/// or a UUID.
+fn route_shape(path: &str) -> String {
+    let (prefix, last) = path.rsplit_once('/').unwrap();
+    if last.starts_with('{') || uuid::Uuid::parse_str(last).is_ok() {
+        format!("{prefix}/{{}}")
+    } else {
+        path.to_owned()
+    }
+}
+
+/// The answer to `method` on a path that is not the endpoint's own: 404 `not_found`,
+/// unless the path fills the parameter of a route with an id (`…/sessions/xxx`, or the
+/// id with `%00` or `;jsessionid=1` after it): then that route's answer to an id that
+/// names nothing, or 405 for another method.
+fn path_variant(method: &Method, path: &str) -> Expect {
+    for other in endpoints() {
+        if let Some(ids) = &other.ids
+            && keeps_route(other.path, path)
+        {
+            return if other.method == *method {
+                (ids.missing)()
+            } else {
+                Expect::Error(405, "method_not_allowed".into())
+            };
+        }
+    }
+    Expect::Error(404, "not_found".into())
+}
+
+/// Whether `variant` differs from `path` in the last segment only, so that a route with
+/// a parameter there still matches it.
+fn keeps_route(path: &str, variant: &str) -> bool {
+    let prefix = &path[..=path.rfind('/').unwrap()];
+    variant.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
 // ---------------------------------------------------------------------------------------
 // Checking
 
@@ -1202,12 +1404,117 @@ async fn send_raw(
     Ok((status, headers, raw[split + 4..].to_vec()))
 }
 
+/// What the label values of a scrape may be. A value taken from a request — a raw path,
+/// a method token, a query — would make a new series per probe, so: routes are the
+/// document's path templates or `unmatched`; methods the standard names or `other`;
+/// statuses three digits; `le` a bucket bound; any other label (refresh results,
+/// revocation causes, all shown from the start) only a value the first scrape had.
+struct LabelRules {
+    routes: BTreeSet<String>,
+    first: BTreeMap<String, BTreeSet<String>>,
+}
+
+const METHOD_LABELS: &[&str] =
+    &["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "other"];
+
+/// A sample of a scrape: name, labels, value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// The samples of a Prometheus text exposition (format 0.0.4), or what is wrong with it.
+fn parse_exposition(text: &str) -> Result<Vec<Sample>, String> {
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() || line.starts_with("# HELP ") || line.starts_with("# TYPE ") {
+            continue;
+        }
+        let bad = || format!("not an exposition line: {line:.200}");
+        let is_name = |s: &str| {
+            !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+        };
+        let name_end = line.find(['{', ' ']).ok_or_else(bad)?;
+        let name = &line[..name_end];
+        if !is_name(name) {
+            return Err(bad());
+        }
+        let mut rest = &line[name_end..];
+        let mut labels = Vec::new();
+        if let Some(mut inner) = rest.strip_prefix('{') {
+            loop {
+                if let Some(after) = inner.strip_prefix('}') {
+                    rest = after;
+                    break;
+                }
+                let (key, after) = inner.split_once("=\"").ok_or_else(bad)?;
+                if !is_name(key) {
+                    return Err(bad());
+                }
+                let mut value = String::new();
+                let mut chars = after.char_indices();
+                let end = loop {
+                    match chars.next().ok_or_else(bad)? {
+                        (i, '"') => break i + 1,
+                        (_, '\\') => match chars.next().ok_or_else(bad)?.1 {
+                            'n' => value.push('\n'),
+                            c @ ('\\' | '"') => value.push(c),
+                            _ => return Err(bad()),
+                        },
+                        (_, c) => value.push(c),
+                    }
+                };
+                labels.push((key.to_owned(), value));
+                inner = &after[end..];
+                inner = inner.strip_prefix(',').unwrap_or(inner);
+            }
+        }
+        let value = rest.strip_prefix(' ').ok_or_else(bad)?;
+        let value: f64 = value.parse().map_err(|_| bad())?;
+        samples.push((name.to_owned(), labels, value));
+    }
+    Ok(samples)
+}
+
+impl LabelRules {
+    /// Every label value of `text` that the rules do not allow.
+    fn problems(&self, text: &str) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        for (name, labels, _) in parse_exposition(text)? {
+            for (k, v) in labels {
+                let ok = match k.as_str() {
+                    "route" => self.routes.contains(&v) || v == "unmatched",
+                    "method" => METHOD_LABELS.contains(&v.as_str()),
+                    "status" => {
+                        v.len() == 3 && v.parse::<u16>().is_ok_and(|s| (100..600).contains(&s))
+                    }
+                    "le" => v == "+Inf" || v.parse::<f64>().is_ok(),
+                    _ => self.first.get(&k).is_some_and(|vs| vs.contains(&v)),
+                };
+                if !ok {
+                    out.push(format!("{name}{{{k}={v:?}}}"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The distinct values of each label in `text`.
+    fn values(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+        let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (_, labels, _) in parse_exposition(text).unwrap() {
+            for (k, v) in labels {
+                values.entry(k).or_default().insert(v);
+            }
+        }
+        values
+    }
+}
+
 /// The problem with an answer, if any.
 fn check(
     c: &Case,
     status: u16,
     headers: &reqwest::header::HeaderMap,
     body: &[u8],
+    labels: &LabelRules,
 ) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let json: Option<Value> = serde_json::from_slice(body).ok();
@@ -1248,6 +1555,22 @@ fn check(
                 return fail("expected 204 and no body");
             }
         }
+        Expect::Prometheus => {
+            let ct = headers.get("content-type").and_then(|v| v.to_str().ok());
+            if status != 200 || ct != Some("text/plain; version=0.0.4; charset=utf-8") {
+                return fail("expected 200 text/plain; version=0.0.4");
+            }
+            if !text.contains("\nsessiond_http_requests_total{") {
+                return fail("expected the request counts");
+            }
+            match labels.problems(&text) {
+                Err(e) => return fail(&e),
+                Ok(p) if !p.is_empty() => {
+                    return fail(&format!("label values from requests: {}", p.join(", ")));
+                }
+                Ok(_) => {}
+            }
+        }
         Expect::Change => unreachable!("changes are not sent"),
     }
     if status == 401
@@ -1276,9 +1599,14 @@ async fn every_endpoint_answers_hostile_input_in_the_contracts_terms_and_changes
     })
     .await;
     let t = app.tenant("Hostile").await;
+    // A session that the default absolute timeout (7 days) then ends: over, not revoked.
+    let expired = app.login(&t.engineer).await;
+    app.advance((10_080 + 1) * 60).await;
     let logged_out = app.login(&t.admin).await;
     let r = app.post("/auth/logout", None, json!({"refresh_token": logged_out.refresh})).await;
     assert_eq!(r.status, 204);
+    let elsewhere = app.tenant("Elsewhere").await;
+    let foreign = app.login(&elsewhere.owner).await;
     let owner = app.login(&t.owner).await;
     // The owner's token's claims: a live session, for forgeries wrong in one way only.
     let claims = serde_json::from_slice(
@@ -1292,7 +1620,30 @@ async fn every_endpoint_answers_hostile_input_in_the_contracts_terms_and_changes
         logged_out,
         claims,
         engineer_id: t.engineer.id.to_string(),
+        foreign_session: session_of(&foreign.access),
+        expired_session: session_of(&expired.access),
     };
+    let live_sessions = app.get("/accounts/me/security/sessions", &ctx.owner.access).await;
+    assert_eq!(live_sessions.body["items"].as_array().unwrap().len(), 3, "owner, engineer, admin");
+
+    // The table covers every operation of the document.
+    let doc = app.request(Method::GET, "/openapi.json", None, None).await.body;
+    let routes: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object().unwrap().keys().map(|m| (m.to_uppercase(), route_shape(path)))
+        })
+        .collect();
+    let table: BTreeSet<(String, String)> =
+        endpoints().iter().map(|ep| (ep.method.to_string(), route_shape(ep.path))).collect();
+    assert_eq!(table, documented, "endpoints() and the OpenAPI document");
+    // Label values as the server shows them before any hostile request.
+    let first = app.request(Method::GET, "/metrics", None, None).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let labels = LabelRules { routes, first: LabelRules::values(&first.text) };
 
     let probe = Probe { conn: rusqlite::Connection::open(app.db_path()).unwrap() };
     let before = probe.snapshot();
@@ -1300,14 +1651,17 @@ async fn every_endpoint_answers_hostile_input_in_the_contracts_terms_and_changes
     let mut failures = Vec::new();
     let mut sent = 0;
     let mut by_status: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut by_endpoint: Vec<(String, usize)> = Vec::new();
     for ep in endpoints() {
-        for case in cases(&ep, &ctx, now) {
+        let cases = cases(&ep, &ctx, now);
+        by_endpoint.push((format!("{} {}", ep.method, route_shape(ep.path)), cases.len()));
+        for case in cases {
             let version = probe.data_version();
             let label = format!("{} {} — {}", ep.method, ep.path, case.label);
             match send(&app, &case).await {
                 Ok((status, headers, body)) => {
                     *by_status.entry(status).or_default() += 1;
-                    if let Some(problem) = check(&case, status, &headers, &body) {
+                    if let Some(problem) = check(&case, status, &headers, &body, &labels) {
                         failures.push(format!("{label}: {problem}"));
                     }
                 }
@@ -1327,9 +1681,17 @@ async fn every_endpoint_answers_hostile_input_in_the_contracts_terms_and_changes
         failures.join("\n")
     );
     assert_eq!(before, after, "row counts and content hash");
-    // The tenant's sessions are untouched, and the server is well.
+    // The tenant's sessions are untouched, another account's too, and the server is well.
     assert!(app.access_ok(&ctx.owner.access).await);
+    assert!(app.access_ok(&ctx.admin.access).await);
+    assert!(app.access_ok(&foreign.access).await);
     assert_eq!(app.refresh(&ctx.engineer.refresh).await.status, 200);
+    // No request of the run minted a label value.
+    let last = app.request(Method::GET, "/metrics", None, None).await;
+    let minted = labels.problems(&last.text).unwrap();
+    assert!(minted.is_empty(), "label values from requests: {minted:?}");
+    let last_values = LabelRules::values(&last.text);
+    let series = parse_exposition(&last.text).unwrap().len();
     // The probe would have seen a change: a real one shows in both measures.
     let version = probe.data_version();
     app.set_policy(&ctx.owner.access, json!({"idle_minutes": 30})).await;
@@ -1340,6 +1702,15 @@ async fn every_endpoint_answers_hostile_input_in_the_contracts_terms_and_changes
          database commits during the run 0, rows changed 0 ({} rows hashed)",
         endpoints().len(),
         before.0.values().sum::<i64>()
+    );
+    eprintln!(
+        "figures: hostile input by endpoint: {}",
+        by_endpoint.iter().map(|(k, n)| format!("{k}: {n}")).collect::<Vec<_>>().join(", ")
+    );
+    eprintln!(
+        "figures: hostile input, metrics after the run: {series} samples; route labels {:?}; \
+         method labels {:?}; status labels {:?}; label values not allowed 0",
+        last_values["route"], last_values["method"], last_values["status"]
     );
 }
 
