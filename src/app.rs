@@ -81,8 +81,9 @@ impl App {
 
 /// Opens (and migrates) the configured database off the async threads.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let (path, size) = (config.database.path.clone(), config.database.pool_size);
-    Ok(tokio::task::spawn_blocking(move || Db::open(&path, size))
+    let d = &config.database;
+    let (path, size, synchronous) = (d.path.clone(), d.pool_size, d.synchronous);
+    Ok(tokio::task::spawn_blocking(move || Db::open_with(&path, size, synchronous))
         .await
         .context("opening the database")??)
 }

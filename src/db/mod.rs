@@ -14,7 +14,7 @@ pub mod users;
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
 
-pub use pool::{Db, OpenError};
+pub use pool::{Db, OpenError, Synchronous};
 
 /// What storage can fail with. Only `error.rs` turns these into HTTP statuses.
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::DbError;
@@ -33,6 +34,30 @@ pub struct Db {
     _memory_anchor: Option<Arc<Mutex<Connection>>>,
 }
 
+/// How long a commit waits for the disk: SQLite's `synchronous` setting (WAL mode), the
+/// `database.synchronous` key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// Every commit reaches the disk (fsync) before it is acknowledged: an answered
+    /// revoke survives power loss too, not only a crash of the process.
+    #[default]
+    Full,
+    /// The log is synced at checkpoints only: commits survive a crash of the process, but
+    /// the last ones before a power loss or OS crash can be lost. See docs/PERFORMANCE.md
+    /// for what it buys.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
 /// Why the database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -53,6 +78,15 @@ impl Db {
     /// opened, or is no database, fails here at once with one clear error, instead of
     /// after the pool's wait for a connection.
     pub fn open(path: &str, pool_size: u32) -> Result<Db, OpenError> {
+        Db::open_with(path, pool_size, Synchronous::default())
+    }
+
+    /// [`Db::open`] with an explicit `synchronous` setting for every connection.
+    pub fn open_with(
+        path: &str,
+        pool_size: u32,
+        synchronous: Synchronous,
+    ) -> Result<Db, OpenError> {
         let open_err =
             |e: rusqlite::Error| OpenError::Open { path: path.to_owned(), source: e.into() };
         let (target, flags, on_disk) = if path == ":memory:" {
@@ -63,13 +97,13 @@ impl Db {
             (path.to_owned(), OpenFlags::default(), true)
         };
         let mut first = Connection::open_with_flags(&target, flags).map_err(open_err)?;
-        configure(&mut first, on_disk).map_err(open_err)?;
+        configure(&mut first, on_disk, synchronous).map_err(open_err)?;
         embedded::migrations::runner()
             .run(&mut first)
             .map_err(|e| OpenError::Migrate { path: path.to_owned(), source: e.into() })?;
         let manager = SqliteConnectionManager::file(&target)
             .with_flags(flags)
-            .with_init(move |c| configure(c, on_disk));
+            .with_init(move |c| configure(c, on_disk, synchronous));
         let pool = build_pool(manager, pool_size)
             .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
         let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
@@ -115,15 +149,19 @@ fn build_pool(
 }
 
 /// Run on every new connection.
-fn configure(conn: &mut Connection, on_disk: bool) -> rusqlite::Result<()> {
+fn configure(
+    conn: &mut Connection,
+    on_disk: bool,
+    synchronous: Synchronous,
+) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     if on_disk {
-        // WAL: readers never block the writer. synchronous=FULL: a commit that was
-        // acknowledged survives power loss too, not only a process crash — a revoke that
-        // answered 200 must stay revoked.
+        // WAL: readers never block the writer. synchronous=FULL (the default): a commit
+        // that was acknowledged survives power loss too, not only a process crash — a
+        // revoke that answered 200 must stay revoked.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "synchronous", synchronous.pragma_value())?;
     }
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
