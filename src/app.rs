@@ -44,7 +44,9 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let hashers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // One core fewer than the machine has (at least one): a login storm then leaves a
+        // core to everything else, so refreshes keep their latency (docs/PERFORMANCE.md).
+        let hashers = std::thread::available_parallelism().map_or(1, |n| n.get() - 1).max(1);
         let state = AppState {
             db,
             bounds: Bounds::from(&config.session),
