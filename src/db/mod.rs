@@ -13,6 +13,7 @@ pub mod users;
 
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
+use tokio::sync::OwnedSemaphorePermit;
 
 pub use pool::{Db, OpenError, Synchronous};
 
@@ -51,7 +52,7 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.run(TransactionBehavior::Deferred, f).await
+        self.run(TransactionBehavior::Deferred, None, f).await
     }
 
     /// Runs `f` in an IMMEDIATE write transaction on the blocking pool. It commits when `f`
@@ -65,13 +66,9 @@ impl Db {
         let permit = self.writer.clone().acquire_owned().await.map_err(|e| {
             E::from(DbError::Other(anyhow::Error::new(e).context("database writer queue closed")))
         })?;
-        // The permit travels with the work: it is released when the transaction ends,
-        // even if the request that asked for it has gone away.
-        self.run(TransactionBehavior::Immediate, move |tx| {
-            let _permit = permit;
-            f(tx)
-        })
-        .await
+        // The permit travels with the work: it is released when the transaction has ended
+        // (committed or rolled back), even if the request that asked for it has gone away.
+        self.run(TransactionBehavior::Immediate, Some(permit), f).await
     }
 
     /// Answers once the database does.
@@ -79,7 +76,16 @@ impl Db {
         self.read(|tx| Ok(tx.conn().query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
-    async fn run<T, E, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, E>
+    /// Runs `f` in a transaction on the blocking pool. `permit` (the writer queue's) is
+    /// held until the transaction has ended: released before the commit, the next writer
+    /// would begin while this one still commits, meet SQLite's lock and sleep in its busy
+    /// handler (one sleep per commit under load, strace; docs/PERFORMANCE.md).
+    async fn run<T, E, F>(
+        &self,
+        behavior: TransactionBehavior,
+        permit: Option<OwnedSemaphorePermit>,
+        f: F,
+    ) -> Result<T, E>
     where
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -88,6 +94,7 @@ impl Db {
         let db = self.clone();
         let span = tracing::Span::current();
         let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let _entered = span.enter();
             let mut conn = db.connection().map_err(E::from)?;
             let tx = conn.transaction_with_behavior(behavior).map_err(DbError::from)?;
