@@ -147,7 +147,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     }
     if want(3) {
         progress("3. bulk revoke");
-        results.revoke = revoke::run(&bench, Sync::Full).await?;
+        results.revoke = revoke::run(&bench).await?;
     }
 
     results.machine.load_after = machine::load_average();

@@ -91,18 +91,18 @@ impl Results {
             figure: errors.to_string(),
             met: errors == 0,
         });
-        let revoke = |tokens: usize, foreign: usize| {
-            self.revoke.iter().find(|r| r.tokens == tokens && r.foreign == foreign)
+        let revoke = |layout: &'static str, sync: Sync| {
+            self.revoke.iter().filter(move |r| r.layout == layout && r.synchronous == sync)
         };
-        if let Some(r) = revoke(10_000, 0) {
+        if let Some(r) = revoke("alone", Sync::Full).find(|r| r.tokens == 10_000) {
             t.push(Target {
                 target: "revoke of 10 000 tokens < 50 ms".into(),
                 figure: format!("{:.1} ms", r.median_ms),
                 met: r.median_ms < 50.0,
             });
         }
-        if let Some(with) = self.revoke.iter().find(|r| r.foreign > 0)
-            && let Some(without) = revoke(with.tokens, 0)
+        if let Some(with) = revoke("spread", Sync::Full).next()
+            && let Some(without) = revoke("alone", Sync::Full).find(|r| r.tokens == with.tokens)
         {
             let ratio = with.median_ms / without.median_ms;
             t.push(Target {
@@ -263,19 +263,26 @@ impl Results {
         )?;
         writeln!(
             md,
-            "| account's live tokens | other accounts' live tokens | revokes | median ms | min ms | max ms | errors |\n\
-             | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+            "| account's live tokens | other accounts' live tokens | account's rows | synchronous | revokes | median ms | min ms | max ms | pages written | errors |\n\
+             | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
         for r in &self.revoke {
+            let layout = match r.layout {
+                "spread" => "spread among them",
+                "block" => "in one block",
+                _ => "–",
+            };
             writeln!(
                 md,
-                "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                "| {} | {} | {layout} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} |",
                 thousands(r.tokens),
                 thousands(r.foreign),
+                r.synchronous.name(),
                 r.revokes,
                 r.median_ms,
                 r.min_ms,
                 r.max_ms,
+                r.pages_written,
                 r.errors
             )?;
         }
