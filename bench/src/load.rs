@@ -37,6 +37,8 @@ pub fn histogram() -> anyhow::Result<Histogram<u64>> {
 pub struct Recorded {
     pub hist: Histogram<u64>,
     pub errors: u64,
+    /// Every request sent, warm-up included.
+    pub sent: u64,
     pub window: Duration,
     /// The first few distinct error descriptions, to say what went wrong.
     pub error_samples: Vec<String>,
@@ -58,7 +60,7 @@ pub struct Summary {
 
 impl Recorded {
     pub fn new(window: Duration) -> anyhow::Result<Recorded> {
-        Ok(Recorded { hist: histogram()?, errors: 0, window, error_samples: vec![] })
+        Ok(Recorded { hist: histogram()?, errors: 0, sent: 0, window, error_samples: vec![] })
     }
 
     /// Counts an error, keeping the first few descriptions.
@@ -100,12 +102,14 @@ pub async fn drive<C: Client>(
         .collect();
     let mut hist = histogram()?;
     let mut errors = 0;
+    let mut sent = 0;
     let mut error_samples = Vec::new();
     let mut back = Vec::with_capacity(tasks.len());
     for task in tasks {
         let (client, one) = task.await.context("client task")??;
         hist.add(&one.hist).context("merging histograms")?;
         errors += one.errors;
+        sent += one.sent;
         for e in one.error_samples {
             if error_samples.len() < 5 && !error_samples.contains(&e) {
                 error_samples.push(e);
@@ -113,7 +117,7 @@ pub async fn drive<C: Client>(
         }
         back.push(client);
     }
-    Ok((Recorded { hist, errors, window: phases.measure, error_samples }, back))
+    Ok((Recorded { hist, errors, sent, window: phases.measure, error_samples }, back))
 }
 
 async fn run_client<C: Client>(
@@ -130,6 +134,7 @@ async fn run_client<C: Client>(
             break;
         }
         let call = client.next_call();
+        out.sent += 1;
         match conn.send(&call).await {
             Ok((status, body)) => {
                 let took = sent.elapsed();

@@ -200,8 +200,8 @@ impl Results {
             writeln!(md, "**1. Refresh** (`POST /auth/refresh`, each request a new token)\n")?;
             writeln!(
                 md,
-                "| synchronous | clients | req/s | % of ceiling | p50 ms | p99 ms | max ms | errors |\n\
-                 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+                "| synchronous | clients | req/s | % of ceiling | p50 ms | p99 ms | max ms | errors | CPU µs/req server + client |\n\
+                 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
             )?;
             for l in &self.refresh {
                 let f = &l.figures;
@@ -211,14 +211,16 @@ impl Results {
                 );
                 writeln!(
                     md,
-                    "| {} | {} | {:.0} | {share} | {:.2} | {:.2} | {:.2} | {} |",
+                    "| {} | {} | {:.0} | {share} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} |",
                     l.synchronous.name(),
                     l.clients,
                     f.per_second,
                     f.p50_ms,
                     f.p99_ms,
                     f.max_ms,
-                    f.errors
+                    f.errors,
+                    l.server_cpu_us,
+                    l.client_cpu_us
                 )?;
             }
             writeln!(md)?;

@@ -162,6 +162,11 @@ impl Server {
         Ok(Memory { rss_kb: field("VmRSS:")?, peak_kb: field("VmHWM:")? })
     }
 
+    /// CPU time the server has used so far (user + system).
+    pub fn cpu(&self) -> anyhow::Result<Duration> {
+        cpu_of(&format!("/proc/{}/stat", self.pid))
+    }
+
     /// Resets the peak (VmHWM) to the current RSS, so a later peak is that of what ran
     /// in between (Linux: `echo 5 > /proc/PID/clear_refs`).
     pub fn reset_peak(&self) -> anyhow::Result<()> {
@@ -174,4 +179,19 @@ impl Server {
 pub struct Memory {
     pub rss_kb: u64,
     pub peak_kb: u64,
+}
+
+/// CPU time (user + system) of the process whose `/proc/…/stat` is at `path`.
+/// Linux counts it in clock ticks of 1/100 s (USER_HZ, 100 on every mainstream
+/// architecture).
+pub fn cpu_of(path: &str) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+    // Fields after the command name (which may hold spaces) closed by the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("stat format")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after ')'.
+    let ticks = |i: usize| -> anyhow::Result<u64> {
+        fields.get(i).context("stat field")?.parse::<u64>().context("stat ticks")
+    };
+    Ok(Duration::from_millis((ticks(11)? + ticks(12)?) * 10))
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::{Bench, MainData, Sync, TokenPair};
 use crate::client::Call;
 use crate::load::{self, Client, Summary};
-use crate::server::Server;
+use crate::server::{Server, cpu_of};
 
 /// A client that rotates its own share of the sessions, one after the other: every
 /// request carries a token that has never been presented before.
@@ -55,6 +55,10 @@ pub struct Level {
     pub clients: usize,
     #[serde(flatten)]
     pub figures: Summary,
+    /// CPU time per request of the server and of this load generator, over the run
+    /// (warm-up included), in microseconds: what two shared cores can afford.
+    pub server_cpu_us: f64,
+    pub client_cpu_us: f64,
 }
 
 /// Runs every concurrency level of `sizes.refresh_clients` in turn on `server`.
@@ -68,9 +72,18 @@ pub async fn levels(
     for &clients in &bench.sizes.refresh_clients {
         anyhow::ensure!(tokens.len() >= clients, "fewer sessions than clients");
         let refreshers = deal(std::mem::take(tokens), clients);
+        let (server_cpu, client_cpu) = (server.cpu()?, cpu_of("/proc/self/stat")?);
         let (recorded, back) = load::drive(server.addr, refreshers, bench.sizes.refresh).await?;
+        let sent = recorded.sent.max(1) as f64;
+        let per_request = |d: Duration| d.as_secs_f64() * 1e6 / sent;
         *tokens = gather(back);
-        out.push(Level { synchronous: sync, clients, figures: recorded.summary() });
+        out.push(Level {
+            synchronous: sync,
+            clients,
+            figures: recorded.summary(),
+            server_cpu_us: per_request(server.cpu()?.saturating_sub(server_cpu)),
+            client_cpu_us: per_request(cpu_of("/proc/self/stat")?.saturating_sub(client_cpu)),
+        });
     }
     Ok(out)
 }
