@@ -54,7 +54,9 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {listen}"))?;
         let addr = listener.local_addr().context("reading the bound address")?;
-        let hashers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        // One core fewer than the machine has (at least one): a login storm then leaves a
+        // core to everything else, so refreshes keep their latency (docs/PERFORMANCE.md).
+        let hashers = std::thread::available_parallelism().map_or(1, |n| n.get() - 1).max(1);
         let login_throttle = Arc::new(LoginThrottle::new(
             config.auth.max_failed_logins,
             config.auth.failed_login_window_minutes,
@@ -111,8 +113,9 @@ impl App {
 
 /// Opens (and migrates) the configured database off the async threads.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let (path, size) = (config.database.path.clone(), config.database.pool_size);
-    Ok(tokio::task::spawn_blocking(move || Db::open(&path, size))
+    let d = &config.database;
+    let (path, size, synchronous) = (d.path.clone(), d.pool_size, d.synchronous);
+    Ok(tokio::task::spawn_blocking(move || Db::open_with(&path, size, synchronous))
         .await
         .context("opening the database")??)
 }

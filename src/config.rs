@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::db::Synchronous;
+
 /// A configuration problem: the process exits with status 2 and prints this one line.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -45,6 +47,7 @@ pub enum LogFormat {
 pub struct DatabaseConfig {
     pub path: String,
     pub pool_size: u32,
+    pub synchronous: Synchronous,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -113,7 +116,7 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { path: "data/sessiond.db".into(), pool_size: 8 }
+        Self { path: "data/sessiond.db".into(), pool_size: 8, synchronous: Synchronous::Full }
     }
 }
 
@@ -452,6 +455,15 @@ mod tests {
         assert_eq!(c.map(|c| c.testing.clock_control), Some(true));
         let e = load_with(Some(""), &[("SESSIOND_DATABASE_POOL_SIZE", "many")]).err().map(|e| e.0);
         assert!(e.unwrap_or_default().contains("SESSIOND_DATABASE_POOL_SIZE"));
+    }
+
+    #[test]
+    fn synchronous_is_full_unless_set() {
+        assert_eq!(Config::default().database.synchronous, Synchronous::Full);
+        let c = load_with(Some(""), &[("SESSIOND_DATABASE_SYNCHRONOUS", "normal")]).ok();
+        assert_eq!(c.map(|c| c.database.synchronous), Some(Synchronous::Normal));
+        let e = load_with(Some("[database]\nsynchronous = \"off\"\n"), &[]).err().map(|e| e.0);
+        assert!(e.unwrap_or_default().contains("synchronous"));
     }
 
     #[test]

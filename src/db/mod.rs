@@ -19,10 +19,11 @@ use std::cell::RefCell;
 
 use chrono::{DateTime, Utc};
 use rusqlite::TransactionBehavior;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::revocation::Reason;
 
-pub use pool::{Db, OpenError};
+pub use pool::{Db, OpenError, Synchronous};
 
 /// What storage can fail with. Only `error.rs` turns these into HTTP statuses.
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +70,7 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.run(TransactionBehavior::Deferred, f).await
+        self.run(TransactionBehavior::Deferred, None, f).await
     }
 
     /// Runs `f` in an IMMEDIATE write transaction on the blocking pool. It commits when `f`
@@ -85,13 +86,9 @@ impl Db {
             E::from(DbError::Other(anyhow::Error::new(e).context("database writer queue closed")))
         })?;
         self.metrics.writer_wait(queued.elapsed());
-        // The permit travels with the work: it is released when the transaction ends,
-        // even if the request that asked for it has gone away.
-        self.run(TransactionBehavior::Immediate, move |tx| {
-            let _permit = permit;
-            f(tx)
-        })
-        .await
+        // The permit travels with the work: it is released when the transaction has ended
+        // (committed or rolled back), even if the request that asked for it has gone away.
+        self.run(TransactionBehavior::Immediate, Some(permit), f).await
     }
 
     /// Answers once the database does.
@@ -99,7 +96,16 @@ impl Db {
         self.read(|tx| Ok(tx.conn().query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
-    async fn run<T, E, F>(&self, behavior: TransactionBehavior, f: F) -> Result<T, E>
+    /// Runs `f` in a transaction on the blocking pool. `permit` (the writer queue's) is
+    /// held until the transaction has ended: released before the commit, the next writer
+    /// would begin while this one still commits, meet SQLite's lock and sleep in its busy
+    /// handler (one sleep per commit under load, strace; docs/PERFORMANCE.md).
+    async fn run<T, E, F>(
+        &self,
+        behavior: TransactionBehavior,
+        permit: Option<OwnedSemaphorePermit>,
+        f: F,
+    ) -> Result<T, E>
     where
         F: FnOnce(&Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -108,6 +114,7 @@ impl Db {
         let db = self.clone();
         let span = tracing::Span::current();
         let joined = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
             let _entered = span.enter();
             let asked = std::time::Instant::now();
             let mut conn = db.connection().map_err(E::from)?;

@@ -1,7 +1,7 @@
 //! Storage tests: query plans of the hot statements, and the in-memory database shared
 //! by every pooled connection.
 
-use super::{Db, DbError, maintenance, refresh_tokens, sessions, users};
+use super::{Db, DbError, Synchronous, maintenance, refresh_tokens, sessions, users};
 
 fn plan(db: &Db, sql: &str) -> String {
     let conn = db.connection().expect("connection");
@@ -106,6 +106,18 @@ fn every_connection_is_configured() {
     let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma");
     assert_eq!((fk, mode.as_str(), sync), (1, "wal", 2));
     assert!(busy >= 1000);
+}
+
+#[test]
+fn synchronous_normal_is_applied_to_every_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let db = Db::open_with(path.to_str().expect("utf-8"), 2, Synchronous::Normal).expect("open");
+    let held: Vec<_> = (0..2).map(|_| db.connection().expect("connection")).collect();
+    for conn in &held {
+        let sync: i64 = conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(sync, 1);
+    }
 }
 
 #[tokio::test]

@@ -182,7 +182,8 @@ pub async fn refresh(
 
 /// The refresh decision, inside its write transaction, in the contract's order. A
 /// refusal still commits what it revoked. Answers the new access token on success.
-fn exchange(
+/// Public for the benchmark's in-process ceiling, which runs exactly this.
+pub fn exchange(
     tx: &Tx<'_>,
     presented_hash: &[u8],
     successor_hash: &[u8],

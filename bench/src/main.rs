@@ -1,0 +1,180 @@
+//! sessiond-bench: the performance benchmark of issue 3.
+//!
+//! Builds the release `sessiond` (or takes `--server PATH`), starts the real binary on
+//! loopback against database files it seeds itself, and runs the seven scenarios: refresh
+//! throughput and latency, the in-process ceiling, bulk revoke, policy reads and writes,
+//! cold start, memory, and login. Prints the Markdown block of docs/PERFORMANCE.md on
+//! stdout (progress goes to stderr) and writes every figure to a JSON file.
+//!
+//! The load generator runs on one thread (a current-thread runtime), so it takes as
+//! little as it can of the cores it shares with the server.
+
+mod client;
+mod load;
+mod machine;
+mod report;
+mod scenarios;
+mod seed;
+mod server;
+mod sizes;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::machine::Machine;
+use crate::report::Results;
+use crate::scenarios::{Bench, Sync, ceiling, cold_start, login, policy, refresh, revoke};
+use crate::sizes::Sizes;
+
+#[derive(Debug, Parser)]
+#[command(name = "sessiond-bench", about = "Benchmark the real sessiond binary (issue 3)")]
+struct Args {
+    /// Tiny sizes: every scenario end to end in seconds. For the smoke test, not figures.
+    #[arg(long)]
+    quick: bool,
+    /// The sessiond executable to measure. Default: build it with
+    /// `cargo build --bin sessiond` in the --profile and use what cargo reports.
+    #[arg(long, value_name = "PATH")]
+    server: Option<PathBuf>,
+    /// Cargo profile of the server built when --server is not given: release or dev.
+    #[arg(long, default_value = "release")]
+    profile: String,
+    /// Directory for the JSON results (created if needed).
+    #[arg(long, default_value = "bench-results", value_name = "DIR")]
+    out: PathBuf,
+    /// Where scratch databases go (default: the system's temporary directory). It must be
+    /// on a real disk: on tmpfs, fsync costs nothing and synchronous=full looks free.
+    #[arg(long, value_name = "DIR")]
+    scratch: Option<PathBuf>,
+    /// Also replace the results block between the markers in this Markdown file
+    /// (docs/PERFORMANCE.md).
+    #[arg(long, value_name = "FILE")]
+    update_doc: Option<PathBuf>,
+    /// Run only these scenarios (numbers 1-7, comma-separated). For development.
+    #[arg(long, value_delimiter = ',', value_name = "N,…")]
+    only: Vec<u8>,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    match run(Args::parse()).await {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(errors) => {
+            eprintln!("sessiond-bench: {errors} requests failed (see the JSON file)");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("sessiond-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the scenarios asked for; answers the number of failed requests.
+async fn run(args: Args) -> anyhow::Result<u64> {
+    let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
+    let bin = match args.server {
+        // Absolute: the server runs with a scratch directory as its working directory.
+        Some(path) => {
+            std::fs::canonicalize(&path).with_context(|| format!("--server {}", path.display()))?
+        }
+        None => server::build(&args.profile)?,
+    };
+    anyhow::ensure!(bin.is_file(), "no server executable at {}", bin.display());
+    let scratch = match &args.scratch {
+        Some(dir) => tempfile::Builder::new().prefix("sessiond-bench-").tempdir_in(dir),
+        None => tempfile::Builder::new().prefix("sessiond-bench-").tempdir(),
+    }
+    .context("creating the scratch directory")?;
+    let password_hash =
+        tokio::task::spawn_blocking(|| sessiond::auth::password::hash_blocking(seed::PASSWORD))
+            .await??;
+    let bench =
+        Bench { bin: bin.clone(), scratch: scratch.path().to_owned(), sizes, password_hash };
+    let want = |n: u8| args.only.is_empty() || args.only.contains(&n);
+    let started = sessiond::clock::Clock::system().now();
+    let fsync_before = machine::fsync_probe(scratch.path())?;
+    let mut results = Results {
+        started_at: started.format("%Y-%m-%d %H:%M UTC").to_string(),
+        quick: args.quick,
+        machine: Machine::probe(fsync_before),
+        server: bin.display().to_string(),
+        refresh: vec![],
+        ceiling: vec![],
+        revoke: vec![],
+        policy: None,
+        cold_start: vec![],
+        memory: vec![],
+        login: None,
+        targets: vec![],
+        errors: 0,
+    };
+
+    if want(5) {
+        progress("5. cold start");
+        results.cold_start = cold_start::run(&bench).await?;
+    }
+    // Each refresh run follows its ceiling at once, so that both see the same disk: on a
+    // shared machine fsync latency drifts from one minute to the next.
+    if want(1) || want(2) || want(4) || want(6) || want(7) {
+        progress("2. in-process ceiling (synchronous=full)");
+        results.ceiling.push(ceiling::run(&bench, Sync::Full).await?);
+        progress("1. refresh (synchronous=full) and 6. memory");
+        let (levels, memory, server, mut data) = refresh::run(&bench, Sync::Full).await?;
+        results.refresh.extend(levels);
+        results.memory.push(memory);
+        if want(4) {
+            progress("4. policy");
+            results.policy = Some(policy::run(&bench, &server, &data).await?);
+        }
+        if want(7) {
+            progress("7. login");
+            results.login = Some(login::run(&bench, &server, &mut data).await?);
+        }
+        server.stop().await?;
+    }
+    if want(1) || want(2) || want(6) {
+        progress("2. in-process ceiling (synchronous=normal)");
+        results.ceiling.push(ceiling::run(&bench, Sync::Normal).await?);
+        progress("1. refresh (synchronous=normal)");
+        let (levels, memory, server, _) = refresh::run(&bench, Sync::Normal).await?;
+        results.refresh.extend(levels);
+        results.memory.push(memory);
+        server.stop().await?;
+    }
+    if want(3) {
+        progress("3. bulk revoke");
+        results.revoke = revoke::run(&bench).await?;
+    }
+
+    results.machine.load_after = machine::load_average();
+    results.machine.fsync_after = machine::fsync_probe(scratch.path())?;
+    results.evaluate();
+    let markdown = results.markdown();
+    println!("{markdown}");
+    let json_path = write_json(&args.out, &results, &started.format("%Y%m%dT%H%M%SZ").to_string())?;
+    eprintln!("results: {}", json_path.display());
+    if let Some(doc) = &args.update_doc {
+        let text =
+            std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
+        std::fs::write(doc, report::splice(&text, &markdown)?)
+            .with_context(|| format!("writing {}", doc.display()))?;
+        eprintln!("updated: {}", doc.display());
+    }
+    Ok(results.errors)
+}
+
+fn progress(what: &str) {
+    eprintln!("sessiond-bench: {what}");
+}
+
+fn write_json(dir: &std::path::Path, results: &Results, stamp: &str) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{stamp}.json"));
+    let json = serde_json::to_vec_pretty(results).context("serialising the results")?;
+    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}

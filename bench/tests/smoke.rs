@@ -1,0 +1,54 @@
+//! The bench runs end to end in its quick mode, against a debug build of the server:
+//! every scenario reports, and no request failed. No figure is checked against a target
+//! here — timings on a shared machine are not test results.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+#[test]
+fn quick_run_reports_every_scenario_without_errors() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_sessiond-bench"))
+        .args(["--quick", "--profile", "dev", "--out"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "bench failed: {}\n{stderr}\n{stdout}", run.status);
+
+    // The Markdown block: between its markers, a section for each of the seven scenarios.
+    assert!(stdout.contains("<!-- sessiond-bench:begin -->"), "{stdout}");
+    assert!(stdout.contains("<!-- sessiond-bench:end -->"), "{stdout}");
+    for n in 1..=7 {
+        assert!(stdout.contains(&format!("**{n}. ")), "scenario {n} missing:\n{stdout}");
+    }
+
+    // The JSON file: every scenario present, every error count 0.
+    let files: Vec<_> = std::fs::read_dir(out.path()).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let json: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    let list = |key: &str| json[key].as_array().cloned().unwrap_or_default();
+    assert_eq!(list("refresh").len(), 6, "1, 16 and 64 clients, full and normal");
+    assert_eq!(list("ceiling").len(), 2);
+    assert!(list("revoke").iter().any(|r| r["foreign"].as_u64() > Some(0)));
+    assert_eq!(list("cold_start").len(), 2);
+    assert_eq!(list("memory").len(), 2);
+    for key in ["refresh", "ceiling", "revoke", "cold_start"] {
+        for row in list(key) {
+            assert_eq!(row["errors"], 0, "{key}: {row}");
+        }
+    }
+    for (key, parts) in [
+        ("policy", &["get", "patch"][..]),
+        ("login", &["logins", "refresh_alone", "refresh_during_storm", "storm_logins"][..]),
+    ] {
+        for part in parts {
+            assert_eq!(json[key][part]["errors"], 0, "{key}.{part}: {}", json[key]);
+            assert!(json[key][part]["requests"].as_u64() > Some(0), "{key}.{part}: {}", json[key]);
+        }
+    }
+    assert_eq!(json["errors"], 0);
+    assert!(!list("targets").is_empty());
+}
