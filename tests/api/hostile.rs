@@ -1741,8 +1741,10 @@ async fn protocol_abuse_is_refused_below_the_app_and_changes_nothing() {
         ("space in header name", "GET /healthz HTTP/1.1\r\nHo st: x\r\n\r\n".into()),
         ("NUL in a header", "GET /healthz HTTP/1.1\r\nHost: x\u{0}y\r\n\r\n".into()),
         (
-            "200 KB header",
-            format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(200_000)),
+            // Over hyper's read buffer (8 KiB + 400 KiB), so refused; a smaller header is
+            // a valid request, answered 200 unless the client's half-close wins the race.
+            "500 KB header",
+            format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(500_000)),
         ),
         (
             "150 headers",
