@@ -5,7 +5,7 @@
 //! account) are served by partial indexes over live tokens only.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, named_params, params};
+use rusqlite::{OptionalExtension, ToSql, named_params, params};
 use uuid::Uuid;
 
 use super::column::{opt_time, opt_uuid, time, uuid};
@@ -114,11 +114,35 @@ pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented
         .optional()?)
 }
 
-/// The columns every revoking statement sets: when, why, by which audit event.
+/// The columns every revoking statement sets: when, why, by which audit event (and, for
+/// a timeout, the limit it applied).
 macro_rules! stamp_columns {
     () => {
-        "revoked_at = :at, revoke_reason = :reason, revoked_by_event = :event"
+        "revoked_at = :at, revoke_reason = :reason, revoked_by_event = :event,
+         revoke_limit_minutes = :limit"
     };
+}
+
+/// Runs a revoking statement with its own parameters and the stamp's, and counts what it
+/// revoked (reported to the metrics once the transaction commits).
+fn stamp_rows(
+    tx: &Tx<'_>,
+    sql: &str,
+    own: &[(&str, &dyn ToSql)],
+    stamp: Stamp,
+) -> Result<usize, DbError> {
+    let (at, reason) = (to_ms(stamp.at), stamp.reason.as_str());
+    let event = stamp.event.map(|e| e.to_string());
+    let mut params = own.to_vec();
+    params.extend_from_slice(&[
+        (":at", &at as &dyn ToSql),
+        (":reason", &reason),
+        (":event", &event),
+        (":limit", &stamp.limit_minutes),
+    ]);
+    let n = tx.conn().prepare_cached(sql)?.execute(params.as_slice())?;
+    tx.count_revoked(stamp.reason, n);
+    Ok(n)
 }
 
 /// Revokes one token: exchanged for `successor` by rotation, or ended (a timeout, an
@@ -130,24 +154,14 @@ pub fn revoke_token(
     successor: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<bool, DbError> {
-    let changed = tx
-        .conn()
-        .prepare_cached(concat!(
-            "UPDATE refresh_tokens SET ",
-            stamp_columns!(),
-            ", replaced_by = :successor, revoke_limit_minutes = :limit",
-            " WHERE id = :id AND revoked_at IS NULL"
-        ))?
-        .execute(named_params! {
-            ":id": id.to_string(),
-            ":successor": successor.map(|s| s.to_string()),
-            ":limit": stamp.limit_minutes,
-            ":at": to_ms(stamp.at),
-            ":reason": stamp.reason.as_str(),
-            ":event": stamp.event.map(|e| e.to_string()),
-        })?;
-    tx.count_revoked(stamp.reason, changed);
-    Ok(changed == 1)
+    let sql = concat!(
+        "UPDATE refresh_tokens SET ",
+        stamp_columns!(),
+        ", replaced_by = :successor WHERE id = :id AND revoked_at IS NULL"
+    );
+    let (id, successor) = (id.to_string(), successor.map(|s| s.to_string()));
+    let own: [(&str, &dyn ToSql); 2] = [(":id", &id), (":successor", &successor)];
+    Ok(stamp_rows(tx, sql, &own, stamp)? == 1)
 }
 
 pub(super) const REVOKE_SESSION_SQL: &str = concat!(
@@ -158,14 +172,7 @@ pub(super) const REVOKE_SESSION_SQL: &str = concat!(
 
 /// Revokes every live token of one session.
 pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, stamp: Stamp) -> Result<usize, DbError> {
-    let n = tx.conn().prepare_cached(REVOKE_SESSION_SQL)?.execute(named_params! {
-        ":session": session_id.to_string(),
-        ":at": to_ms(stamp.at),
-        ":reason": stamp.reason.as_str(),
-        ":event": stamp.event.map(|e| e.to_string()),
-    })?;
-    tx.count_revoked(stamp.reason, n);
-    Ok(n)
+    stamp_rows(tx, REVOKE_SESSION_SQL, &[(":session", &session_id.to_string())], stamp)
 }
 
 pub(super) const REVOKE_USER_SQL: &str = concat!(
@@ -181,15 +188,8 @@ pub fn revoke_user(
     keep: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<usize, DbError> {
-    let n = tx.conn().prepare_cached(REVOKE_USER_SQL)?.execute(named_params! {
-        ":user": user_id.to_string(),
-        ":keep": keep.map(|s| s.to_string()),
-        ":at": to_ms(stamp.at),
-        ":reason": stamp.reason.as_str(),
-        ":event": stamp.event.map(|e| e.to_string()),
-    })?;
-    tx.count_revoked(stamp.reason, n);
-    Ok(n)
+    let (user, keep) = (user_id.to_string(), keep.map(|s| s.to_string()));
+    stamp_rows(tx, REVOKE_USER_SQL, &[(":user", &user), (":keep", &keep)], stamp)
 }
 
 /// The account's live tokens that the bulk revoke selects: every user of the account,
@@ -217,15 +217,8 @@ pub fn revoke_account(
     keep_user: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<usize, DbError> {
-    let n = tx.conn().prepare_cached(REVOKE_ACCOUNT_SQL)?.execute(named_params! {
-        ":account": account_id.to_string(),
-        ":keep": keep_user.map(|u| u.to_string()),
-        ":at": to_ms(stamp.at),
-        ":reason": stamp.reason.as_str(),
-        ":event": stamp.event.map(|e| e.to_string()),
-    })?;
-    tx.count_revoked(stamp.reason, n);
-    Ok(n)
+    let (account, keep) = (account_id.to_string(), keep_user.map(|u| u.to_string()));
+    stamp_rows(tx, REVOKE_ACCOUNT_SQL, &[(":account", &account), (":keep", &keep)], stamp)
 }
 
 /// How many tokens [`revoke_account`] would revoke now.
