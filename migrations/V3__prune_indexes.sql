@@ -5,9 +5,11 @@
 CREATE INDEX refresh_tokens_revoked
     ON refresh_tokens (revoked_at) WHERE revoked_at IS NOT NULL;
 
--- The revoked tokens of a session, by revocation instant: with the partial index over
--- live tokens, whether a whole session ended before the retention cutoff is answered
--- from indexes alone. Live tokens stay out of it, so the hot statements, which look for
--- `revoked_at IS NULL`, keep their own indexes and a new token costs nothing here.
-CREATE INDEX refresh_tokens_revoked_by_session
-    ON refresh_tokens (session_id, revoked_at) WHERE revoked_at IS NOT NULL;
+-- The token that ended each session (revoked, never exchanged), by session: with the
+-- partial index over live tokens, whether a whole session ended before the retention
+-- cutoff is answered from indexes alone. A session's last token is revoked last, so its
+-- instant is when the session ended. Live and rotated tokens stay out of it, so a
+-- refresh (which rotates) costs nothing here: its keys are random session ids.
+CREATE INDEX refresh_tokens_ended_by_session
+    ON refresh_tokens (session_id, revoked_at)
+    WHERE revoked_at IS NOT NULL AND replaced_by IS NULL;

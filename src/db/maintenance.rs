@@ -104,13 +104,16 @@ pub struct RevokedCandidate {
 }
 
 /// Tokens revoked before `cutoff`, oldest first, after `after`, at most `limit`; each
-/// with whether its session has neither a live token nor one revoked since the cutoff.
-/// Served by the index over revoked tokens and, per session, the index by session.
+/// with whether its session has neither a live token nor ended since the cutoff. A
+/// session ends with the revoke of its last token (one never exchanged), the latest
+/// revoke of the session. Served by the index over revoked tokens and, per session, the
+/// indexes over live tokens and over the tokens that ended sessions.
 pub(super) const REVOKED_BEFORE_SQL: &str = "SELECT t.rowid, t.revoked_at,
             NOT EXISTS (SELECT 1 FROM refresh_tokens s
                         WHERE s.session_id = t.session_id AND s.revoked_at IS NULL)
             AND NOT EXISTS (SELECT 1 FROM refresh_tokens s
-                            WHERE s.session_id = t.session_id AND s.revoked_at >= ?1)
+                            WHERE s.session_id = t.session_id AND s.replaced_by IS NULL
+                              AND s.revoked_at >= ?1)
      FROM refresh_tokens t
      WHERE t.revoked_at IS NOT NULL AND t.revoked_at < ?1 AND t.revoked_at >= ?2
        AND (t.revoked_at > ?2 OR t.rowid > ?3)

@@ -62,7 +62,7 @@ fn session_list_and_prune_use_indexes_not_scans() {
             &[
                 "refresh_tokens_revoked ",
                 "refresh_tokens_active_by_session",
-                "refresh_tokens_revoked_by_session",
+                "refresh_tokens_ended_by_session",
             ],
         ),
     ];
