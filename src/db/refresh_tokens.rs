@@ -237,25 +237,20 @@ pub fn count_account(
     usize::try_from(n).map_err(|e| DbError::Other(e.into()))
 }
 
-/// How a session ended, read off its last token: the one a rotated token's chain of
-/// successors leads to. Followed by primary key, one step per rotation.
-pub(super) const CHAIN_END_SQL: &str = "WITH RECURSIVE chain (id, next, depth) AS (
-         SELECT id, replaced_by, 0 FROM refresh_tokens WHERE id = ?1
-         UNION ALL
-         SELECT t.id, t.replaced_by, c.depth + 1
-         FROM refresh_tokens t JOIN chain c ON t.id = c.next
-         WHERE c.depth < 10000)
-     SELECT t.revoke_reason, t.revoked_by_event, t.revoke_limit_minutes
-     FROM chain c JOIN refresh_tokens t ON t.id = c.id
-     WHERE c.next IS NULL AND t.revoked_at IS NOT NULL";
+/// How a session ended: its last token, the one revoked and never exchanged (at most
+/// one per session; the prune index over such tokens finds it in one probe).
+pub(super) const SESSION_END_SQL: &str =
+    "SELECT revoke_reason, revoked_by_event, revoke_limit_minutes FROM refresh_tokens
+     WHERE session_id = ?1 AND revoked_at IS NOT NULL AND replaced_by IS NULL
+     ORDER BY revoked_at DESC LIMIT 1";
 
-/// Why the chain that starts at `successor` ended, if it has ended (and its rows are
-/// still there: pruning removes old history).
-pub fn chain_end(tx: &Tx<'_>, successor: Uuid) -> Result<Option<Ended>, DbError> {
+/// Why the session ended, if it has (and its last token is still there: pruning removes
+/// old history).
+pub fn session_end(tx: &Tx<'_>, session_id: Uuid) -> Result<Option<Ended>, DbError> {
     Ok(tx
         .conn()
-        .prepare_cached(CHAIN_END_SQL)?
-        .query_row([successor.to_string()], |r| ended(r, 0))
+        .prepare_cached(SESSION_END_SQL)?
+        .query_row([session_id.to_string()], |r| ended(r, 0))
         .optional()?)
 }
 

@@ -26,7 +26,7 @@ fn hot_statements_use_indexes_not_scans() {
         (refresh_tokens::REVOKE_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
         (refresh_tokens::COUNT_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
         (refresh_tokens::LIVE_SESSION_TIMES_SQL, "refresh_tokens_active_by_user"),
-        (refresh_tokens::CHAIN_END_SQL, "sqlite_autoindex_refresh_tokens"),
+        (refresh_tokens::SESSION_END_SQL, "refresh_tokens_ended_by_session"),
         (refresh_tokens::REVOKE_SESSION_SQL, "refresh_tokens_active_by_session"),
         (refresh_tokens::REVOKE_USER_SQL, "refresh_tokens_active_by_user"),
         (users::SESSION_STATE_SQL, "refresh_tokens_active_by_session"),

@@ -81,8 +81,11 @@ fn add_shared_errors(v: &mut Value) {
                 .and_then(Value::as_array)
                 .is_some_and(|t| t.contains(&json!("owner")));
             let has_body = op.contains_key("requestBody");
-            let has_params =
-                op.get("parameters").and_then(Value::as_array).is_some_and(|p| !p.is_empty());
+            // Path parameters are the handler's own business (a bad session id is its 404).
+            let has_query = op
+                .get("parameters")
+                .and_then(Value::as_array)
+                .is_some_and(|ps| ps.iter().any(|p| p["in"] == "query"));
             let responses = op.entry("responses").or_insert_with(|| json!({}));
             let Some(responses) = responses.as_object_mut() else { continue };
             if has_body {
@@ -90,7 +93,7 @@ fn add_shared_errors(v: &mut Value) {
                 add_error(responses, "413", "`payload_too_large`: the body is over 64 KiB");
                 add_error(responses, "415", "`unsupported_media_type`: not `application/json`");
             }
-            if has_body || has_params {
+            if has_body || has_query {
                 add_error(responses, "422", "Well-formed input of the wrong shape or out of range");
             }
             if authenticated {

@@ -197,9 +197,7 @@ pub fn exchange(
     };
     if let Some(revoked_at) = p.revoked_at {
         return Ok(Err(match p.replaced_by {
-            Some(successor) if now - revoked_at > reuse_grace => {
-                reuse_detected(tx, &p, successor, now)?
-            }
+            Some(_) if now - revoked_at > reuse_grace => reuse_detected(tx, &p, now)?,
             Some(_) => RefreshDenied::invalid(Reason::Rotated),
             None => ended(p.end),
         }));
@@ -251,7 +249,6 @@ fn ended(end: refresh_tokens::Ended) -> RefreshDenied {
 fn reuse_detected(
     tx: &Tx<'_>,
     p: &refresh_tokens::Presented,
-    successor: Uuid,
     now: DateTime<Utc>,
 ) -> Result<RefreshDenied, Error> {
     let event = Uuid::new_v4();
@@ -261,11 +258,9 @@ fn reuse_detected(
     // changes nothing, and auditing it would let anyone holding an old token grow the
     // audit table, one synced write per request.
     if revoked == 0 {
-        return Ok(match refresh_tokens::chain_end(tx, successor)? {
-            Some(end) if end.reason.is_some() => ended(end),
-            // The history is gone (pruned) or predates recorded causes.
-            _ => RefreshDenied::invalid(Reason::ReuseDetected),
-        });
+        // The session's last token is gone when pruning removed it: nothing to tell.
+        let end = refresh_tokens::session_end(tx, p.session_id)?;
+        return Ok(end.map_or(RefreshDenied::invalid(Reason::UnknownToken), ended));
     }
     audit_events::insert_with_id(
         tx,

@@ -276,3 +276,23 @@ async fn tokens_revoked_before_causes_were_recorded_are_unknown() {
     let r = app.refresh(&tok.refresh).await;
     assert_eq!(r.refused("invalid_refresh_token", "unknown_token").audit_event_id(), None);
 }
+
+#[tokio::test]
+async fn a_stale_token_whose_session_history_was_pruned_is_unknown() {
+    let app = TestApp::spawn_on_file().await;
+    let t = app.tenant("Acme").await;
+    let first = app.login(&t.engineer).await;
+    let second = app.rotate(&first.refresh).await;
+    assert_eq!(
+        app.post("/auth/logout", None, json!({"refresh_token": second.refresh})).await.status,
+        204
+    );
+    // What a prune that has removed the session's last token leaves behind.
+    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
+    conn.execute("DELETE FROM refresh_tokens WHERE replaced_by IS NULL", []).unwrap();
+    app.advance(11).await;
+    let r = app.refresh(&first.refresh).await;
+    assert_eq!(r.refused("invalid_refresh_token", "unknown_token").audit_event_id(), None);
+    let owner = app.login(&t.owner).await;
+    assert!(app.audit(&owner.access, "session.refresh_token_reused").await.is_empty());
+}
