@@ -16,9 +16,8 @@ use rand::Rng;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sessiond::auth::Role;
-use sha2::{Digest, Sha256};
 
-use crate::helpers::{PASSWORD, TestApp, TestUser};
+use crate::helpers::{PASSWORD, TestApp, TestUser, assert_tokens_and_rotations_kept, stored_token};
 
 const MIXED_TENANTS: usize = 4;
 const REFRESHERS_PER_TENANT: usize = 10;
@@ -72,10 +71,6 @@ impl Http {
 
 fn field(a: &Answer, name: &str) -> String {
     a.body[name].as_str().unwrap_or_else(|| panic!("no {name}: {}", a.body)).to_owned()
-}
-
-fn sha(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
 }
 
 #[derive(Default)]
@@ -297,26 +292,8 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
         0,
         "a rotation whose successor is missing"
     );
-    // Every token handed out is stored; every acknowledged rotation is recorded as such.
-    let row = |token: &str| -> Option<(String, Option<i64>, Option<String>)> {
-        conn.query_row(
-            "SELECT id, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?1",
-            [sha(token)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .ok()
-    };
-    for t in &rec.issued {
-        assert!(row(t).is_some(), "an issued token is missing");
-    }
-    for (old, new) in &rec.rotations {
-        let (_, revoked_at, replaced_by) = row(old).unwrap();
-        let (new_id, _, _) = row(new).unwrap();
-        assert!(
-            revoked_at.is_some() && replaced_by.as_deref() == Some(new_id.as_str()),
-            "rotation lost"
-        );
-    }
+    assert_tokens_and_rotations_kept(&conn, &rec.issued, &rec.rotations);
+    let row = |token: &str| stored_token(&conn, token);
     // A chain's own refresher was refused only after a revoke, never by a lost rotation.
     for t in &rec.refused {
         let (_, revoked_at, replaced_by) = row(t).unwrap();

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::concurrency::long_tests;
+use crate::helpers::{assert_tokens_and_rotations_kept, stored_token};
 use crate::process::{Server, seed_owner, user_create};
 
 const PASSWORD: &str = "a-long-password";
@@ -85,10 +85,6 @@ struct Sent {
 }
 
 type Shared = Arc<Mutex<Model>>;
-
-fn sha(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
 
 enum Outcome {
     Answer(u16, Value),
@@ -396,25 +392,8 @@ fn verify(db: &Path, model: &Model, account_ids: &[String]) -> usize {
     let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
     let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
-    let token = |t: &str| -> Option<(String, Option<i64>, Option<String>)> {
-        conn.query_row(
-            "SELECT id, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?1",
-            [sha(t)],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .ok()
-    };
-    for t in &model.issued {
-        assert!(token(t).is_some(), "a refresh token acknowledged to the client was lost");
-    }
-    for (old, new) in &model.rotations {
-        let (_, revoked_at, replaced_by) = token(old).unwrap();
-        let (new_id, _, _) = token(new).unwrap();
-        assert!(
-            revoked_at.is_some() && replaced_by == Some(new_id),
-            "an acknowledged rotation was lost"
-        );
-    }
+    assert_tokens_and_rotations_kept(&conn, &model.issued, &model.rotations);
+    let token = |t: &str| stored_token(&conn, t);
     for t in &model.must_be_revoked {
         let (_, revoked_at, _) = token(t).expect("held token stored");
         assert!(revoked_at.is_some(), "an acknowledged revoke is no longer in effect");

@@ -327,3 +327,41 @@ pub fn session_of(access: &str) -> String {
     let claims: Value = serde_json::from_slice(&bytes).unwrap();
     claims["sid"].as_str().unwrap().to_owned()
 }
+
+/// A stored refresh token's row, found by the token itself (only its SHA-256 is stored):
+/// `(id, revoked_at, replaced_by)`.
+pub type StoredToken = (String, Option<i64>, Option<String>);
+
+pub fn stored_token(conn: &rusqlite::Connection, token: &str) -> Option<StoredToken> {
+    use sha2::Digest;
+    conn.query_row(
+        "SELECT id, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?1",
+        [sha2::Sha256::digest(token.as_bytes()).to_vec()],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+    .ok()
+}
+
+/// Every token handed out is stored, and every acknowledged rotation `(old, new)` is
+/// recorded as such: `old` revoked and replaced by `new`.
+#[track_caller]
+pub fn assert_tokens_and_rotations_kept(
+    conn: &rusqlite::Connection,
+    issued: &[String],
+    rotations: &[(String, String)],
+) {
+    for t in issued {
+        assert!(
+            stored_token(conn, t).is_some(),
+            "a refresh token acknowledged to the client was lost"
+        );
+    }
+    for (old, new) in rotations {
+        let (_, revoked_at, replaced_by) = stored_token(conn, old).unwrap();
+        let (new_id, _, _) = stored_token(conn, new).unwrap();
+        assert!(
+            revoked_at.is_some() && replaced_by == Some(new_id),
+            "an acknowledged rotation was lost"
+        );
+    }
+}
