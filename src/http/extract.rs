@@ -6,9 +6,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
+use crate::clock::Now;
 use crate::error::ApiError;
 use crate::service::sessions::ClientInfo;
 
@@ -106,10 +106,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The instant this request is handled at, read once from the server clock.
-#[derive(Debug, Clone, Copy)]
-pub struct Now(pub DateTime<Utc>);
-
+/// The request's [`Now`], stamped by the router's middleware.
 impl<S: Send + Sync> FromRequestParts<S> for Now {
     type Rejection = ApiError;
 

@@ -25,7 +25,8 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use extract::{ApiJson, ApiQuery, Now};
+pub use crate::clock::Now;
+pub use extract::{ApiJson, ApiQuery};
 
 /// Serves `state`'s router on `listener` until `shutdown` resolves, then lets in-flight
 /// requests finish. Client addresses reach the handlers (kept with sessions at login).
