@@ -116,6 +116,14 @@ fn apply_env(
                 "false" | "0" | "no" | "off" => toml::Value::Boolean(false),
                 _ => return Err(err(format!("{name} must be true or false, got {raw:?}"))),
             },
+            // A list (`server.trusted_proxies`): comma-separated, blanks ignored.
+            toml::Value::Array(_) => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(|item| toml::Value::String(item.to_owned()))
+                    .collect(),
+            ),
             _ => toml::Value::String(raw),
         };
         set(table, &section, &key, value);

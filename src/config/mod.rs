@@ -13,9 +13,11 @@ mod validate;
 mod tests;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::client_addr::TrustedProxies;
 use crate::db::Synchronous;
 
 pub use load::env_vars;
@@ -45,6 +47,22 @@ pub struct Config {
 pub struct ServerConfig {
     pub listen: String,
     pub log_format: LogFormat,
+    /// How long a request's head, and then its body, may take to arrive.
+    pub request_timeout_seconds: i64,
+    /// How long open requests may run on after SIGINT/SIGTERM before the server exits.
+    pub shutdown_grace_seconds: i64,
+    /// Reverse proxies whose forwarding headers name the client (empty: none).
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl ServerConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds.try_into().unwrap_or(0))
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_seconds.try_into().unwrap_or(0))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,7 +110,13 @@ pub struct TestingConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), log_format: LogFormat::Text }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            log_format: LogFormat::Text,
+            request_timeout_seconds: 30,
+            shutdown_grace_seconds: 10,
+            trusted_proxies: TrustedProxies::default(),
+        }
     }
 }
 
@@ -132,6 +156,8 @@ impl Default for SessionConfig {
 /// sensible session, and far from overflowing the time arithmetic.
 pub const MAX_MINUTES: i64 = 100 * 365 * 24 * 60;
 pub(crate) const MAX_POOL_SIZE: i64 = 1024;
+/// The longest `server.request_timeout_seconds` and `server.shutdown_grace_seconds`.
+pub const MAX_SERVER_SECONDS: i64 = 3600;
 
 /// The shortest configured JWT secret accepted (HS256 wants at least 256 bits).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;

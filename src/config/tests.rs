@@ -83,3 +83,47 @@ fn missing_explicit_file_is_an_error() {
     let e = load_with(None, &[]).err().map(|e| e.0).unwrap_or_default();
     assert!(e.contains("--config"));
 }
+
+#[test]
+fn server_timeouts_default_are_overridable_and_bounded() {
+    let c = Config::default();
+    assert_eq!((c.server.request_timeout_seconds, c.server.shutdown_grace_seconds), (30, 10));
+    let c = load_with(
+        Some("[server]\nrequest_timeout_seconds = 5\n"),
+        &[("SESSIOND_SERVER_SHUTDOWN_GRACE_SECONDS", "0")],
+    )
+    .ok();
+    assert_eq!(
+        c.map(|c| (c.server.request_timeout(), c.server.shutdown_grace())).unwrap_or_default(),
+        (std::time::Duration::from_secs(5), std::time::Duration::ZERO)
+    );
+    for (file, key) in [
+        ("[server]\nrequest_timeout_seconds = 0\n", "server.request_timeout_seconds"),
+        ("[server]\nrequest_timeout_seconds = 3601\n", "server.request_timeout_seconds"),
+        ("[server]\nshutdown_grace_seconds = -1\n", "server.shutdown_grace_seconds"),
+    ] {
+        let e = load_with(Some(file), &[]).err().map(|e| e.0).unwrap_or_default();
+        assert!(e.contains(key), "{file}: {e}");
+    }
+}
+
+#[test]
+fn trusted_proxies_from_file_and_env_and_bad_entries_named() {
+    assert!(Config::default().server.trusted_proxies.is_empty());
+    let c = load_with(Some("[server]\ntrusted_proxies = [\"10.0.0.1\", \"fd00::/8\"]\n"), &[]);
+    let t = c.map(|c| c.server.trusted_proxies).unwrap_or_default();
+    assert!(t.contains(std::net::IpAddr::from([10, 0, 0, 1])));
+    assert_eq!(t.to_string(), "10.0.0.1/32,fd00::/8");
+    let c = load_with(
+        Some("[server]\ntrusted_proxies = [\"10.0.0.1\"]\n"),
+        &[("SESSIOND_SERVER_TRUSTED_PROXIES", " 192.168.0.0/16 , ::1,")],
+    );
+    let t = c.map(|c| c.server.trusted_proxies.to_string()).unwrap_or_default();
+    assert_eq!(t, "192.168.0.0/16,::1/128", "the environment replaces the file's list");
+    let e = load_with(Some("[server]\ntrusted_proxies = [\"10.0.0.0/40\"]\n"), &[]);
+    let e = e.err().map(|e| e.0).unwrap_or_default();
+    assert!(e.contains("server.trusted_proxies") && e.contains("10.0.0.0/40"), "{e}");
+    let e = load_with(Some(""), &[("SESSIOND_SERVER_TRUSTED_PROXIES", "10.0.0.1,proxy")]);
+    let e = e.err().map(|e| e.0).unwrap_or_default();
+    assert!(e.contains("server.trusted_proxies") && e.contains("proxy"), "{e}");
+}

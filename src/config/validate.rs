@@ -2,13 +2,28 @@
 
 use std::net::SocketAddr;
 
-use super::{Config, ConfigError, MAX_MINUTES, MAX_POOL_SIZE, MIN_JWT_SECRET_BYTES, err};
+use super::{
+    Config, ConfigError, MAX_MINUTES, MAX_POOL_SIZE, MAX_SERVER_SECONDS, MIN_JWT_SECRET_BYTES, err,
+};
 
 impl Config {
     /// Checks what serde cannot: ranges and the relations between keys. Every number has
     /// an upper bound too, so no later time arithmetic can overflow.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_listen(&self.server.listen)?;
+        let server = &self.server;
+        in_range(
+            "server.request_timeout_seconds",
+            server.request_timeout_seconds,
+            1,
+            MAX_SERVER_SECONDS,
+        )?;
+        in_range(
+            "server.shutdown_grace_seconds",
+            server.shutdown_grace_seconds,
+            0,
+            MAX_SERVER_SECONDS,
+        )?;
         if self.database.path.is_empty() {
             return Err(err("database.path must not be empty"));
         }
