@@ -82,25 +82,16 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) ->
     if trusted.is_empty() || !trusted.contains(peer) {
         return peer;
     }
-    let xff = joined(headers, "x-forwarded-for");
-    let hops: Vec<&str> = match &xff {
-        Some(list) => list.split(',').collect(),
-        None => match joined(headers, "forwarded") {
-            Some(forwarded) => return walk(peer, forwarded_for(&forwarded).iter(), trusted),
-            None => return peer,
-        },
+    let hops: Vec<String> = if let Some(xff) = joined(headers, "x-forwarded-for") {
+        xff.split(',').map(str::to_owned).collect()
+    } else if let Some(forwarded) = joined(headers, "forwarded") {
+        forwarded_for(&forwarded)
+    } else {
+        return peer;
     };
-    walk(peer, hops.iter(), trusted)
-}
-
-fn walk<'a>(
-    peer: IpAddr,
-    hops: impl DoubleEndedIterator<Item = &'a (impl AsRef<str> + 'a)>,
-    trusted: &TrustedProxies,
-) -> IpAddr {
     let mut last = peer;
-    for hop in hops.rev() {
-        let Some(ip) = parse_hop(hop.as_ref()) else {
+    for hop in hops.iter().rev() {
+        let Some(ip) = parse_hop(hop) else {
             return last;
         };
         if !trusted.contains(ip) {
