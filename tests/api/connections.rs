@@ -380,3 +380,29 @@ async fn the_timeout_is_per_request_not_per_connection() {
         assert_eq!(raw.answer().await.unwrap().status, 200);
     }
 }
+
+/// `Expect: 100-continue` (curl sends it for large bodies): a refusal of a small body
+/// still asks for it (100 Continue), reads it and keeps the connection; a body over the
+/// limit is not asked for: the refusal comes at once with `Connection: close`.
+#[tokio::test]
+async fn expect_100_continue_is_honoured_by_refusals() {
+    let app = TestApp::spawn().await;
+    let mut raw = Raw::connect(&app).await;
+    let head =
+        request("POST", "/auth/password", &[JSON.into(), "Expect: 100-continue".into()], BODY);
+    raw.send(head.as_bytes()).await;
+    let go_on = raw.answer().await.unwrap();
+    assert_eq!(go_on.status, 100);
+    raw.send(BODY).await;
+    let a = raw.answer().await.unwrap();
+    assert_eq!((a.status, a.closes()), (401, false));
+    raw.send(HEALTH.as_bytes()).await;
+    assert_eq!(raw.answer().await.unwrap().status, 200);
+
+    let mut raw = Raw::connect(&app).await;
+    let head = "POST /auth/password HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 1000000\r\n\r\n";
+    raw.send(head.as_bytes()).await;
+    let a = raw.answer().await.unwrap();
+    assert_eq!((a.status, a.closes()), (401, true), "no 100 Continue for a body never read");
+    assert_eq!(raw.end().await, Ended::Eof);
+}
