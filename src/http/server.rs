@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
+use axum::http::{HeaderValue, header::CONNECTION};
 use axum::response::Response;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -105,10 +106,20 @@ async fn connection(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(error = %e, "TCP_NODELAY not set");
     }
+    let stopped = stop.clone();
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
         let mut req = req.map(Body::new);
         req.extensions_mut().insert(ConnectInfo(peer));
-        Box::pin(app.clone().oneshot(req)) as ResponseFuture
+        let (app, stopped) = (app.clone(), stopped.clone());
+        Box::pin(async move {
+            let mut response = app.oneshot(req).await?;
+            // Shutting down: this connection closes after this answer, and says so
+            // (hyper would close it without a word).
+            if stopped.is_cancelled() {
+                response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Ok(response)
+        }) as ResponseFuture
     });
     let mut conn = http1::Builder::new()
         .timer(TokioTimer::new())
