@@ -10,8 +10,10 @@
 //!   read (declared or found larger, or unreadable) gets `Connection: close` on the
 //!   answer instead; `server.rs` then closes the socket only after the answer is out.
 //! - **Body timeout.** The body must arrive within `server.request_timeout_seconds` of
-//!   the request head; if it does not, the answer is 408 `request_timeout` (whatever the
-//!   handler made of the truncated body) with `Connection: close`.
+//!   the request head. If the handler was reading it when the deadline passed, the
+//!   answer is 408 `request_timeout` (whatever the handler made of the truncated body)
+//!   with `Connection: close`. If the handler had answered without it and the rest is
+//!   late while being discarded, that answer stands, with `Connection: close`.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -113,7 +115,8 @@ impl Shared {
     }
 
     /// After the handler: reads and discards the rest of a body of up to
-    /// [`MAX_BODY_BYTES`] (within the deadline), or gives up on the connection.
+    /// [`MAX_BODY_BYTES`] (within the deadline), or gives up on the connection. A 408
+    /// only when the handler itself was still waiting for the body at the deadline.
     async fn finish(&self, declared: Option<u64>) -> Outcome {
         let limit = MAX_BODY_BYTES as u64;
         {
@@ -137,9 +140,9 @@ impl Shared {
                     }
                     Poll::Ready(Some(Ok(_))) => {}
                     Poll::Ready(None) => return Poll::Ready(Outcome::Keep),
-                    Poll::Ready(Some(Err(_))) if inner.status == Status::TimedOut => {
-                        return Poll::Ready(Outcome::TimedOut);
-                    }
+                    // Late or broken while discarding: the handler's answer stands (it may
+                    // have changed something; a 408 would say it had not), and the
+                    // connection closes.
                     Poll::Ready(Some(Err(_))) => return Poll::Ready(Outcome::Close),
                     Poll::Pending => return Poll::Pending,
                 }

@@ -311,15 +311,20 @@ async fn spawn_with_timeout(seconds: i64) -> TestApp {
     TestApp::spawn_with(|c| c.server.request_timeout_seconds = seconds).await
 }
 
-/// A body that stops coming gets 408 `request_timeout` and `Connection: close`, whether
-/// the handler was reading it or had refused and the server was discarding it.
+/// A body that stops coming while the handler reads it gets 408 `request_timeout` and
+/// `Connection: close`. One that stops coming while a refusal's body is discarded keeps
+/// the refusal (the handler's answer stands), with `Connection: close`.
 #[tokio::test]
 async fn a_stalled_body_gets_408_within_the_timeout() {
     let app = spawn_with_timeout(1).await;
     let t = app.tenant("Stall").await;
     let engineer = app.login(&t.engineer).await;
     let cases = [
-        ("handler reading", request("POST", "/auth/login", &[JSON.into()], &[b' '; 100])),
+        (
+            "handler reading",
+            request("POST", "/auth/login", &[JSON.into()], &[b' '; 100]),
+            (408, "request_timeout"),
+        ),
         (
             "refused, discarding",
             request(
@@ -328,19 +333,21 @@ async fn a_stalled_body_gets_408_within_the_timeout() {
                 &[JSON.into(), bearer(&engineer.access)],
                 &[b' '; 100],
             ),
+            (403, "owner_required"),
         ),
     ];
-    for (label, head) in cases {
+    for (label, head, (status, detail)) in cases {
         let mut raw = Raw::connect(&app).await;
         raw.send(head.as_bytes()).await;
         raw.send(br#"{"email": "#).await;
         let started = std::time::Instant::now();
         let a = raw.answer().await.unwrap_or_else(|e| panic!("{label}: {e:?}"));
-        assert_eq!((a.status, a.detail()), (408, "request_timeout".into()), "{label}: {}", a.body);
+        assert_eq!((a.status, a.detail()), (status, detail.into()), "{label}: {}", a.body);
         assert!(a.closes(), "{label}: {:?}", a.headers);
         assert_eq!(raw.end().await, Ended::Eof, "{label}");
         eprintln!(
-            "figures: stalled body ({label}): 408 after {:?} (timeout 1 s)",
+            "figures: stalled body ({label}): {status} with Connection: close after {:?} \
+             (timeout 1 s)",
             started.elapsed()
         );
     }
