@@ -138,12 +138,35 @@ async fn connection(
             }
         }
     };
+    let head_timed_out = matches!(&served, Err(e) if e.is_timeout());
     if let Err(e) = served {
         // A client gone mid-request, headers not received within the timeout, a request
         // hyper could not parse (it has answered 400 or 431 itself).
         tracing::debug!(error = %e, %peer, "connection ended");
     }
-    linger(conn.into_parts().io.into_inner()).await;
+    let parts = conn.into_parts();
+    let mut stream = parts.io.into_inner();
+    // hyper closes without a word when a head is late. If part of one had arrived, a
+    // request was under way: it gets its 408 (an idle connection just closes).
+    if head_timed_out && !parts.read_buf.is_empty() {
+        tracing::info!(%peer, "request head not received in time");
+        let answer = late_head_answer();
+        let _ = tokio::time::timeout(LINGER, stream.write_all(&answer)).await;
+    }
+    linger(stream).await;
+}
+
+/// 408 `request_timeout` for a request whose head did not arrive in time, written
+/// straight to the socket (hyper has no request to answer), with its own request id.
+fn late_head_answer() -> Vec<u8> {
+    let body = r#"{"detail":"request_timeout"}"#;
+    format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n\
+         x-request-id: {}\r\ncontent-length: {}\r\n\r\n{body}",
+        uuid::Uuid::new_v4(),
+        body.len()
+    )
+    .into_bytes()
 }
 
 /// Closes our side, then reads and drops what the client still sends until it closes its

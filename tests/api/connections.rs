@@ -353,26 +353,36 @@ async fn a_stalled_body_gets_408_within_the_timeout() {
     }
 }
 
-/// Headers that never finish: nothing can be answered (there is no request yet), so the
-/// connection is closed once the timeout has passed. An idle keep-alive connection too.
+/// Headers that never finish get 408 `request_timeout` with `Connection: close` once
+/// the timeout has passed; an idle keep-alive connection (no request begun) is closed
+/// after the same time, without a word.
 #[tokio::test]
-async fn stalled_headers_and_idle_connections_are_closed_after_the_timeout() {
+async fn stalled_headers_get_408_and_idle_connections_are_closed_after_the_timeout() {
     let app = spawn_with_timeout(1).await;
     let mut raw = Raw::connect(&app).await;
     raw.send(b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Ty").await;
     let started = std::time::Instant::now();
-    let ended = raw.end().await;
-    assert!(raw.buf.is_empty(), "nothing answered: {:?}", raw.text());
+    let a = raw.answer().await.unwrap();
+    assert_eq!((a.status, a.detail(), a.closes()), (408, "request_timeout".into(), true));
+    assert!(a.header("x-request-id").is_some_and(|id| id.len() == 36), "{:?}", a.headers);
+    assert_eq!(a.header("content-type"), Some("application/json"));
+    assert_eq!(raw.end().await, Ended::Eof);
     eprintln!(
-        "figures: stalled head: closed ({ended:?}) after {:?} (timeout 1 s)",
+        "figures: stalled head: 408 with Connection: close after {:?} (timeout 1 s)",
         started.elapsed()
     );
 
     let mut raw = Raw::connect(&app).await;
     raw.send(HEALTH.as_bytes()).await;
     assert_eq!(raw.answer().await.unwrap().status, 200);
+    let started = std::time::Instant::now();
     let ended = raw.end().await;
     assert_eq!(ended, Ended::Eof, "an idle keep-alive connection is closed, not reset");
+    assert!(raw.buf.is_empty(), "nothing said to an idle connection: {:?}", raw.text());
+    eprintln!(
+        "figures: idle keep-alive connection closed after {:?} (timeout 1 s)",
+        started.elapsed()
+    );
 }
 
 /// A connection still serves many requests within the timeout as long as each arrives
