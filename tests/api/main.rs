@@ -27,6 +27,7 @@ mod policy;
 mod preview;
 mod prune;
 mod reasons;
+mod reauth;
 mod refresh;
 mod revoke;
 mod secrets;
