@@ -1,10 +1,11 @@
 //! sessiond-bench: the performance benchmark of issue 3.
 //!
 //! Builds the release `sessiond` (or takes `--server PATH`), starts the real binary on
-//! loopback against database files it seeds itself, and runs the seven scenarios: refresh
+//! loopback against database files it seeds itself, and runs eight scenarios: refresh
 //! throughput and latency, the in-process ceiling, bulk revoke, policy reads and writes,
-//! cold start, memory, and login, and (issue 13) memory through a login storm. Prints the Markdown block of docs/PERFORMANCE.md on
-//! stdout (progress goes to stderr) and writes every figure to a JSON file.
+//! cold start, memory, login, and (issue 13) memory through a login storm. Prints the
+//! Markdown block of docs/PERFORMANCE.md on stdout (progress goes to stderr) and writes
+//! every figure to a JSON file.
 //!
 //! The load generator runs on one thread (a current-thread runtime), so it takes as
 //! little as it can of the cores it shares with the server.
