@@ -1,10 +1,11 @@
 //! sessiond-bench: the performance benchmark of issue 3.
 //!
 //! Builds the release `sessiond` (or takes `--server PATH`), starts the real binary on
-//! loopback against database files it seeds itself, and runs the seven scenarios: refresh
+//! loopback against database files it seeds itself, and runs eight scenarios: refresh
 //! throughput and latency, the in-process ceiling, bulk revoke, policy reads and writes,
-//! cold start, memory, and login. Prints the Markdown block of docs/PERFORMANCE.md on
-//! stdout (progress goes to stderr) and writes every figure to a JSON file.
+//! cold start, memory, login, and (issue 13) memory through a login storm. Prints the
+//! Markdown block of docs/PERFORMANCE.md on stdout (progress goes to stderr) and writes
+//! every figure to a JSON file.
 //!
 //! The load generator runs on one thread (a current-thread runtime), so it takes as
 //! little as it can of the cores it shares with the server.
@@ -26,7 +27,9 @@ use clap::Parser;
 
 use crate::machine::Machine;
 use crate::report::Results;
-use crate::scenarios::{Bench, Sync, ceiling, cold_start, login, policy, refresh, revoke};
+use crate::scenarios::{
+    Bench, Sync, ceiling, cold_start, login, login_memory, policy, refresh, revoke,
+};
 use crate::sizes::Sizes;
 
 #[derive(Debug, Parser)]
@@ -53,7 +56,7 @@ struct Args {
     /// (docs/PERFORMANCE.md).
     #[arg(long, value_name = "FILE")]
     update_doc: Option<PathBuf>,
-    /// Run only these scenarios (numbers 1-7, comma-separated). For development.
+    /// Run only these scenarios (numbers 1-8, comma-separated). For development.
     #[arg(long, value_delimiter = ',', value_name = "N,…")]
     only: Vec<u8>,
 }
@@ -109,6 +112,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         cold_start: vec![],
         memory: vec![],
         login: None,
+        login_memory: None,
         targets: vec![],
         errors: 0,
     };
@@ -148,6 +152,10 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     if want(3) {
         progress("3. bulk revoke");
         results.revoke = revoke::run(&bench).await?;
+    }
+    if want(8) {
+        progress("8. memory through a login storm");
+        results.login_memory = Some(login_memory::run(&bench).await?);
     }
 
     results.machine.load_after = machine::load_average();

@@ -12,6 +12,7 @@ use crate::scenarios::Sync;
 use crate::scenarios::ceiling::Ceiling;
 use crate::scenarios::cold_start::ColdStart;
 use crate::scenarios::login::LoginFigures;
+use crate::scenarios::login_memory::LoginMemory;
 use crate::scenarios::policy::PolicyFigures;
 use crate::scenarios::refresh::{Level, MemoryFigures};
 use crate::scenarios::revoke::Revoke;
@@ -33,6 +34,7 @@ pub struct Results {
     pub cold_start: Vec<ColdStart>,
     pub memory: Vec<MemoryFigures>,
     pub login: Option<LoginFigures>,
+    pub login_memory: Option<LoginMemory>,
     pub targets: Vec<Target>,
     /// Every failed request or transaction of every scenario: must be 0.
     pub errors: u64,
@@ -56,6 +58,7 @@ impl Results {
             + self.login.as_ref().map_or(0, |l| {
                 s(&l.logins) + s(&l.refresh_alone) + s(&l.refresh_during_storm) + s(&l.storm_logins)
             })
+            + self.login_memory.as_ref().map_or(0, |l| s(&l.figures))
     }
 
     fn ceiling(&self, sync: Sync) -> Option<f64> {
@@ -143,6 +146,21 @@ impl Results {
                 met: ratio < 3.0,
             });
         }
+        if let Some(l) = &self.login_memory {
+            t.push(Target {
+                target: format!(
+                    "peak RSS through {} logins from {} clients < 64 MB",
+                    l.logins, l.clients
+                ),
+                figure: format!("{:.1} MB", l.peak_mb),
+                met: l.peak_mb < 64.0,
+            });
+            t.push(Target {
+                target: "RSS one second after that storm < 40 MB".into(),
+                figure: format!("{:.1} MB", l.after_1s_mb),
+                met: l.after_1s_mb < 40.0,
+            });
+        }
         self.errors = errors;
         self.targets = t;
     }
@@ -192,6 +210,7 @@ impl Results {
         self.md_cold_start(md)?;
         self.md_memory(md)?;
         self.md_login(md)?;
+        self.md_login_memory(md)?;
         writeln!(md, "{END}")
     }
 
@@ -366,6 +385,35 @@ impl Results {
                 (&format!("login, {lc} clients, the storm itself"), &l.storm_logins),
             ],
         )
+    }
+}
+
+impl Results {
+    fn md_login_memory(&self, md: &mut String) -> std::fmt::Result {
+        let Some(l) = &self.login_memory else { return Ok(()) };
+        writeln!(
+            md,
+            "**8. Memory through a login storm** ({} logins from {} clients at once, on a \
+             fresh server; resident set, MB)\n",
+            l.logins, l.clients
+        )?;
+        writeln!(
+            md,
+            "| idle, after start | peak through the storm | 1 s after the storm | logins/s | \
+             p50 ms | p99 ms | errors |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )?;
+        writeln!(
+            md,
+            "| {:.1} | {:.1} | {:.1} | {:.1} | {:.0} | {:.0} | {} |",
+            l.idle_mb,
+            l.peak_mb,
+            l.after_1s_mb,
+            l.figures.per_second,
+            l.figures.p50_ms,
+            l.figures.p99_ms,
+            l.figures.errors
+        )?;
+        writeln!(md)
     }
 }
 

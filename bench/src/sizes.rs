@@ -28,6 +28,9 @@ pub struct Sizes {
     /// Refreshing clients alongside the login storm (and in its baseline).
     pub storm_refreshers: usize,
     pub storm: Phases,
+    /// Scenario 8: this many logins in all, from this many clients at once.
+    pub memory_logins: usize,
+    pub memory_login_clients: usize,
 }
 
 impl Sizes {
@@ -48,6 +51,8 @@ impl Sizes {
             login: phases(1.0, 8.0),
             storm_refreshers: 4,
             storm: phases(1.0, 8.0),
+            memory_logins: 200,
+            memory_login_clients: 16,
         }
     }
 
@@ -68,6 +73,8 @@ impl Sizes {
             login: phases(0.2, 0.5),
             storm_refreshers: 2,
             storm: phases(0.2, 0.5),
+            memory_logins: 12,
+            memory_login_clients: 4,
         }
     }
 }

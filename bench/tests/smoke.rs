@@ -18,10 +18,10 @@ fn quick_run_reports_every_scenario_without_errors() {
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "bench failed: {}\n{stderr}\n{stdout}", run.status);
 
-    // The Markdown block: between its markers, a section for each of the seven scenarios.
+    // The Markdown block: between its markers, a section for each of the eight scenarios.
     assert!(stdout.contains("<!-- sessiond-bench:begin -->"), "{stdout}");
     assert!(stdout.contains("<!-- sessiond-bench:end -->"), "{stdout}");
-    for n in 1..=7 {
+    for n in 1..=8 {
         assert!(stdout.contains(&format!("**{n}. ")), "scenario {n} missing:\n{stdout}");
     }
 
@@ -43,6 +43,7 @@ fn quick_run_reports_every_scenario_without_errors() {
     for (key, parts) in [
         ("policy", &["get", "patch"][..]),
         ("login", &["logins", "refresh_alone", "refresh_during_storm", "storm_logins"][..]),
+        ("login_memory", &["figures"][..]),
     ] {
         for part in parts {
             assert_eq!(json[key][part]["errors"], 0, "{key}.{part}: {}", json[key]);

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::clock::Now;
 use crate::db::users::{self, User};
 use crate::error::ApiError;
+use crate::service::Caller;
 use crate::state::AppState;
 
 use super::Role;
@@ -18,6 +19,15 @@ use super::Role;
 pub struct AuthUser {
     pub user: User,
     pub session_id: Uuid,
+    /// The access token's `exp` (seconds since the epoch).
+    pub token_exp: i64,
+}
+
+impl AuthUser {
+    /// Who to authorise again inside a writing transaction (see [`Caller`]).
+    pub fn caller(&self) -> Caller {
+        Caller::new(self.user.id, self.session_id, self.token_exp)
+    }
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -33,7 +43,7 @@ impl FromRequestParts<AppState> for AuthUser {
             tracing::debug!(error = %e, "bearer token refused");
             ApiError::NotAuthenticated
         })?;
-        let (user_id, session_id) = (claims.sub, claims.sid);
+        let (user_id, session_id, token_exp) = (claims.sub, claims.sid, claims.exp);
         let user = state
             .db
             .read(move |tx| users::active_in_live_session(tx, user_id, session_id))
@@ -42,7 +52,7 @@ impl FromRequestParts<AppState> for AuthUser {
         let span = tracing::Span::current();
         span.record("user_id", tracing::field::display(user.id));
         span.record("account_id", tracing::field::display(user.account_id));
-        Ok(AuthUser { user, session_id })
+        Ok(AuthUser { user, session_id, token_exp })
     }
 }
 

@@ -6,7 +6,7 @@
 //! temporary file beside the destination, switched to a rollback journal (so it is one
 //! self-contained file), checked (`PRAGMA quick_check`), synced, and only then linked
 //! into place: `PATH` is either absent or a complete copy, and an existing `PATH` is
-//! never overwritten.
+//! never overwritten. The copy is created mode 0600, as the database itself is.
 
 use std::path::{Path, PathBuf};
 
@@ -83,6 +83,8 @@ pub fn copy(source: &Path, dest: &Path) -> Result<Backed, BackupError> {
     let src = Connection::open_with_flags(source, flags)
         .with_context(|| format!("cannot open the database {}", shown(source)))?;
     src.busy_timeout(BUSY_TIMEOUT)?;
+    create_private(&temp_path)
+        .with_context(|| format!("cannot create a file in {}", shown(&dir)))?;
     let mut dst = Connection::open(&temp_path)
         .with_context(|| format!("cannot create a file in {}", shown(&dir)))?;
     {
@@ -116,6 +118,14 @@ pub fn copy(source: &Path, dest: &Path) -> Result<Backed, BackupError> {
     }
     let bytes = std::fs::metadata(dest).with_context(|| format!("reading {}", shown(dest)))?.len();
     Ok(Backed { bytes, pages })
+}
+
+/// Creates the (empty) file SQLite will write the copy into, readable by its owner only
+/// (0600, whatever the umask): a backup holds everything the database does. SQLite
+/// gives its side files the same mode.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path).map(drop)
 }
 
 /// Gives the finished copy its name without ever replacing a file: a hard link fails if

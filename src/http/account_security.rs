@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiJson, ApiQuery, Now};
+use super::{ApiJson, ApiQuery};
 use crate::auth::Owner;
 use crate::error::ApiError;
 use crate::policy::{Patch, PolicyChange, SessionPolicy};
@@ -56,19 +56,17 @@ pub struct PolicyPatchBody {
     responses((status = 200, description = "The policy after the change (or, on a dry run, as it would be, with `sessions_ending`)", body = PolicyPreview)))]
 pub async fn patch_policy(
     State(state): State<AppState>,
-    Now(now): Now,
-    Owner(caller): Owner,
+    Owner(owner): Owner,
     ApiQuery(query): ApiQuery<DryRun>,
     ApiJson(body): ApiJson<PolicyPatchBody>,
 ) -> Result<Response, ApiError> {
     let change =
         PolicyChange { idle_minutes: body.idle_minutes, absolute_minutes: body.absolute_minutes };
-    let (db, bounds) = (&state.db, state.bounds);
+    let caller = owner.caller();
     Ok(if query.dry_run {
-        let account = caller.user.account_id;
-        Json(accounts::preview_policy(db, bounds, account, change, now).await?).into_response()
+        Json(accounts::preview_policy(&state, caller, change).await?).into_response()
     } else {
-        Json(accounts::change_policy(db, bounds, &caller.user, change, now).await?).into_response()
+        Json(accounts::change_policy(&state, caller, change).await?).into_response()
     })
 }
 
@@ -94,12 +92,11 @@ pub struct Revoked {
     responses((status = 200, description = "Tokens revoked (or that would be)", body = Revoked)))]
 pub async fn revoke_sessions(
     State(state): State<AppState>,
-    Now(now): Now,
-    Owner(caller): Owner,
+    Owner(owner): Owner,
     ApiQuery(DryRun { dry_run }): ApiQuery<DryRun>,
     ApiJson(body): ApiJson<RevokeBody>,
 ) -> Result<Json<Revoked>, ApiError> {
     let revoked_count =
-        accounts::revoke_sessions(&state.db, &caller.user, body.scope, dry_run, now).await?;
+        accounts::revoke_sessions(&state, owner.caller(), body.scope, dry_run).await?;
     Ok(Json(Revoked { revoked_count, dry_run }))
 }

@@ -110,24 +110,21 @@ fn yes() -> bool {
     security(("bearerAuth" = [])),
     responses(
         (status = 204, description = "Changed"),
+        (status = 401, description = "`not_authenticated`: no valid token, or the session, the user or the token ended before the change was written", body = ErrorBody),
         (status = 403, description = "`invalid_credentials`: the current password is wrong", body = ErrorBody),
+        (status = 429, description = "`too_many_attempts`: too many wrong passwords (logins and password changes) for this email from this address; retry after `Retry-After` seconds", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds until the failure window closes"))),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
-    Now(now): Now,
     caller: AuthUser,
+    client: ClientInfo,
     ApiJson(body): ApiJson<PasswordBody>,
 ) -> Result<StatusCode, ApiError> {
     let PasswordBody { current_password, new_password, sign_out_other_sessions } = body;
-    sessions::change_password(
-        &state,
-        &caller,
-        current_password,
-        new_password,
-        sign_out_other_sessions,
-        now,
-    )
-    .await?;
+    let (caller, sign_out) = (caller.caller(), sign_out_other_sessions);
+    sessions::change_password(&state, caller, client, current_password, new_password, sign_out)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

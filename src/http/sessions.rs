@@ -45,13 +45,12 @@ pub async fn list(
     ))]
 pub async fn revoke(
     State(state): State<AppState>,
-    Now(now): Now,
-    Owner(caller): Owner,
+    Owner(owner): Owner,
     session_id: Result<Path<String>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let Ok(Path(session_id)) = session_id else {
         return Err(ApiError::NotFound("session_not_found".into()));
     };
-    account_sessions::revoke(&state.db, state.bounds, &caller.user, &session_id, now).await?;
+    account_sessions::revoke(&state, owner.caller(), &session_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

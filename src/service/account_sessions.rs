@@ -12,12 +12,13 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::Error;
+use super::caller::{Caller, write_as};
 use crate::auth::Role;
 use crate::db::sessions::LiveSession;
-use crate::db::users::User;
 use crate::db::{Db, audit_events, refresh_tokens, sessions};
 use crate::policy::Bounds;
 use crate::revocation::{Reason, Stamp};
+use crate::state::AppState;
 
 /// One active session, as `GET /accounts/me/security/sessions` shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -88,19 +89,14 @@ fn not_found() -> Error {
     Error::NotFound("session_not_found".into())
 }
 
-/// Revokes one active session of the actor's account, with its audit row, in one
-/// transaction. Anything else — not a UUID, unknown, another account's, already over —
-/// is `session_not_found`.
-pub async fn revoke(
-    db: &Db,
-    bounds: Bounds,
-    actor: &User,
-    session_id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), Error> {
+/// Revokes one active session of the caller's account, with its audit row, in one
+/// transaction, the caller authorised again in it. Anything else — not a UUID, unknown,
+/// another account's, already over — is `session_not_found`.
+pub async fn revoke(state: &AppState, caller: Caller, session_id: &str) -> Result<(), Error> {
     let session_id = Uuid::parse_str(session_id).map_err(|_| not_found())?;
-    let (account_id, actor_id) = (actor.account_id, actor.id);
-    db.write(move |tx| -> Result<(), Error> {
+    let bounds = state.bounds;
+    write_as(&state.db, &state.clock, caller, move |tx, actor, now| {
+        let account_id = actor.account_id;
         let session = sessions::live_in_account(tx, session_id, account_id)?
             .and_then(|s| active(s, bounds, now, Uuid::nil()))
             .ok_or_else(not_found)?;
@@ -109,7 +105,7 @@ pub async fn revoke(
             tx,
             &audit_events::NewEvent {
                 account_id,
-                user_id: Some(actor_id),
+                user_id: Some(actor.id),
                 action: "account.session_revoked",
                 resource_type: "session",
                 resource_id: Some(session_id.to_string()),

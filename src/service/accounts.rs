@@ -7,10 +7,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::Error;
-use crate::db::users::User;
+use super::caller::{Caller, read_as, write_as};
 use crate::db::{Db, Tx, accounts, audit_events, refresh_tokens};
 use crate::policy::{Bounds, Overrides, PolicyChange, SessionPolicy};
 use crate::revocation::{Reason, Stamp};
+use crate::state::AppState;
 
 pub async fn create(db: &Db, name: String, now: DateTime<Utc>) -> Result<Uuid, Error> {
     let name = name.trim().to_owned();
@@ -54,41 +55,40 @@ fn planned(
     Ok((old, bounds.apply(old, change)?))
 }
 
-/// Validates and applies a merge-patch to the account's overrides, with its audit row,
-/// in one transaction (the read of the current values included).
+/// Validates and applies a merge-patch to the caller's account's overrides, with its
+/// audit row, in one transaction (the read of the current values included), the caller
+/// authorised again in it ([`write_as`]).
 pub async fn change_policy(
-    db: &Db,
-    bounds: Bounds,
-    actor: &User,
+    state: &AppState,
+    caller: Caller,
     change: PolicyChange,
-    now: DateTime<Utc>,
 ) -> Result<SessionPolicy, Error> {
-    let (account_id, actor_id) = (actor.account_id, actor.id);
-    let next = db
-        .write(move |tx| -> Result<Overrides, Error> {
-            let (old, new) = planned(tx, bounds, account_id, change)?;
-            accounts::set_overrides(tx, account_id, new)?;
-            let (eff_old, eff_new) = (bounds.effective(old), bounds.effective(new));
-            audit_events::insert(
-                tx,
-                &audit_events::NewEvent {
-                    account_id,
-                    user_id: Some(actor_id),
-                    action: "account.session_policy_update",
-                    resource_type: "account",
-                    resource_id: Some(account_id.to_string()),
-                    details: json!({
-                        "old": old,
-                        "new": new,
-                        "effective_old": eff_old,
-                        "effective_new": eff_new,
-                    }),
-                },
-                now,
-            )?;
-            Ok(new)
-        })
-        .await?;
+    let bounds = state.bounds;
+    let next = write_as(&state.db, &state.clock, caller, move |tx, actor, now| {
+        let account_id = actor.account_id;
+        let (old, new) = planned(tx, bounds, account_id, change)?;
+        accounts::set_overrides(tx, account_id, new)?;
+        let (eff_old, eff_new) = (bounds.effective(old), bounds.effective(new));
+        audit_events::insert(
+            tx,
+            &audit_events::NewEvent {
+                account_id,
+                user_id: Some(actor.id),
+                action: "account.session_policy_update",
+                resource_type: "account",
+                resource_id: Some(account_id.to_string()),
+                details: json!({
+                    "old": old,
+                    "new": new,
+                    "effective_old": eff_old,
+                    "effective_new": eff_new,
+                }),
+            },
+            now,
+        )?;
+        Ok(new)
+    })
+    .await?;
     Ok(bounds.view(next))
 }
 
@@ -107,15 +107,16 @@ pub struct PolicyPreview {
 /// by the rule the refresh applies
 /// ([`Effective::expiry`](crate::policy::Effective::expiry)) under the old and new policy.
 /// A session already over under the old policy is not counted: the change does not end
-/// it (and a looser policy may revive it).
+/// it (and a looser policy may revive it). The caller is authorised again as for the
+/// real change.
 pub async fn preview_policy(
-    db: &Db,
-    bounds: Bounds,
-    account_id: Uuid,
+    state: &AppState,
+    caller: Caller,
     change: PolicyChange,
-    now: DateTime<Utc>,
 ) -> Result<PolicyPreview, Error> {
-    db.read(move |tx| -> Result<PolicyPreview, Error> {
+    let bounds = state.bounds;
+    read_as(&state.db, &state.clock, caller, move |tx, actor, now| {
+        let account_id = actor.account_id;
         let (old, new) = planned(tx, bounds, account_id, change)?;
         let (old_e, new_e) = (bounds.effective(old), bounds.effective(new));
         let sessions_ending = refresh_tokens::live_session_times(tx, account_id)?
@@ -159,21 +160,24 @@ impl RevokeScope {
 
 /// Revokes the account's live refresh tokens — all, or all but every session of the
 /// calling user — as one UPDATE that stamps each with the audit event, with exactly that
-/// one audit row, in one transaction. Returns how many. With `dry_run`, counts the same
-/// rows (the same `WHERE`) and writes nothing.
+/// one audit row, in one transaction, the caller authorised again in it. Returns how
+/// many. With `dry_run`, counts the same rows (the same `WHERE`) and writes nothing.
 pub async fn revoke_sessions(
-    db: &Db,
-    actor: &User,
+    state: &AppState,
+    caller: Caller,
     scope: RevokeScope,
     dry_run: bool,
-    now: DateTime<Utc>,
 ) -> Result<usize, Error> {
-    let (account_id, actor_id) = (actor.account_id, actor.id);
-    let keep = scope.kept_user(actor_id);
+    let (db, clock) = (&state.db, &state.clock);
     if dry_run {
-        return Ok(db.read(move |tx| refresh_tokens::count_account(tx, account_id, keep)).await?);
+        return read_as(db, clock, caller, move |tx, actor, _| {
+            let keep = scope.kept_user(actor.id);
+            Ok(refresh_tokens::count_account(tx, actor.account_id, keep)?)
+        })
+        .await;
     }
-    db.write(move |tx| -> Result<usize, Error> {
+    write_as(db, clock, caller, move |tx, actor, now| {
+        let (account_id, keep) = (actor.account_id, scope.kept_user(actor.id));
         let event = Uuid::new_v4();
         let stamp = Stamp::audited(now, scope.reason(), event);
         let revoked = refresh_tokens::revoke_account(tx, account_id, keep, stamp)?;
@@ -182,7 +186,7 @@ pub async fn revoke_sessions(
             event,
             &audit_events::NewEvent {
                 account_id,
-                user_id: Some(actor_id),
+                user_id: Some(actor.id),
                 action: "account.sessions_revoked_bulk",
                 resource_type: "account",
                 resource_id: Some(account_id.to_string()),

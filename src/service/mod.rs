@@ -4,6 +4,7 @@
 
 pub mod account_sessions;
 pub mod accounts;
+pub mod caller;
 pub mod maintenance;
 pub mod sessions;
 pub mod users;
@@ -13,6 +14,8 @@ use uuid::Uuid;
 use crate::db::DbError;
 use crate::policy::PolicyError;
 use crate::revocation::Reason;
+
+pub use caller::Caller;
 
 /// Why a refresh was refused: the contract's `detail`, plus (§4c) a `reason` and, where
 /// it applies, the limit that ran out or the audit event that revoked the token.

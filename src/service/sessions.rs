@@ -6,8 +6,8 @@ use serde_json::json;
 use tracing::Instrument;
 use uuid::Uuid;
 
+use super::caller::{Caller, read_as, write_as};
 use super::{Error, RefreshDenied, normalize_email};
-use crate::auth::AuthUser;
 use crate::auth::jwt::Keys;
 use crate::auth::{password, refresh};
 use crate::db::users::User;
@@ -320,61 +320,95 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
         .await
 }
 
-/// A signed-in user's password change (contract §4c). The caller's own session stays;
-/// with `sign_out_others`, every other session of theirs ends, stamped with the audit
-/// event. Answers how many tokens that revoked.
+/// A signed-in user's password change (contract §4c, §6). The caller's own session
+/// stays; with `sign_out_others`, every other session of theirs ends, stamped with the
+/// audit event. Answers how many tokens that revoked.
+///
+/// The current password is checked behind the login throttle of the user's email and
+/// `client.ip`, as a login is: a wrong one counts as a failed login and writes
+/// `auth.password_change_failed`; over the limit the answer is `TooManyAttempts`. The
+/// caller is authorised again in every transaction, the writing one last of all
+/// ([`write_as`]): a session revoked, a user disabled or a token expired while the
+/// request ran is `NotAuthenticated`, with nothing written.
 pub async fn change_password(
     state: &AppState,
-    caller: &AuthUser,
+    caller: Caller,
+    client: ClientInfo,
     current: String,
     new: String,
     sign_out_others: bool,
-    now: DateTime<Utc>,
 ) -> Result<usize, Error> {
     password::check_new_password(&new).map_err(Error::Invalid)?;
-    let user_id = caller.user.id;
-    let stored = state
-        .db
-        .read(move |tx| users::password_hash(tx, user_id))
-        .await?
-        .ok_or(Error::NotAuthenticated)?;
+    let (db, clock) = (&state.db, &state.clock);
+    let (email, stored) = read_as(db, clock, caller, |tx, user, _| {
+        let stored = users::password_hash(tx, user.id)?.ok_or(Error::NotAuthenticated)?;
+        Ok((user.email.clone(), stored))
+    })
+    .await?;
+    let attempt = state
+        .login_throttle
+        .begin(&email, client.ip.as_deref(), clock.now())
+        .await
+        .map_err(|t| Error::TooManyAttempts { retry_after_seconds: t.retry_after_seconds })?;
     if !state.hasher.verify(current, Some(stored.clone())).await? {
+        attempt.failed(clock.now());
+        audit_password_change_failed(state, caller, client.ip).await?;
         return Err(Error::WrongPassword);
     }
+    attempt.succeeded();
     let new_hash = state.hasher.hash(new).await?;
-    let (user, keep) = (caller.user.clone(), caller.session_id);
-    state
-        .db
-        .write(move |tx| -> Result<usize, Error> {
-            // Signed out or disabled while the password was being checked.
-            if users::active_in_live_session(tx, user.id, keep)?.is_none() {
-                return Err(Error::NotAuthenticated);
-            }
-            // Changed by someone else since it was checked: the checked password is stale.
-            if !users::replace_password_hash(tx, user.id, &stored, &new_hash)? {
-                return Err(Error::WrongPassword);
-            }
-            let event = Uuid::new_v4();
-            let revoked = if sign_out_others {
-                let stamp = Stamp::audited(now, Reason::PasswordChanged, event);
-                refresh_tokens::revoke_user(tx, user.id, Some(keep), stamp)?
-            } else {
-                0
-            };
-            audit_events::insert_with_id(
-                tx,
-                event,
-                &audit_events::NewEvent {
-                    account_id: user.account_id,
-                    user_id: Some(user.id),
-                    action: "auth.password_changed",
-                    resource_type: "user",
-                    resource_id: Some(user.id.to_string()),
-                    details: json!({ "revoked_count": revoked }),
-                },
-                now,
-            )?;
-            Ok(revoked)
-        })
-        .await
+    let keep = caller.session_id;
+    write_as(db, clock, caller, move |tx, user, now| {
+        // Changed by someone else since it was checked: the checked password is stale.
+        if !users::replace_password_hash(tx, user.id, &stored, &new_hash)? {
+            return Err(Error::WrongPassword);
+        }
+        let event = Uuid::new_v4();
+        let revoked = if sign_out_others {
+            let stamp = Stamp::audited(now, Reason::PasswordChanged, event);
+            refresh_tokens::revoke_user(tx, user.id, Some(keep), stamp)?
+        } else {
+            0
+        };
+        audit_events::insert_with_id(
+            tx,
+            event,
+            &audit_events::NewEvent {
+                account_id: user.account_id,
+                user_id: Some(user.id),
+                action: "auth.password_changed",
+                resource_type: "user",
+                resource_id: Some(user.id.to_string()),
+                details: json!({ "revoked_count": revoked }),
+            },
+            now,
+        )?;
+        Ok(revoked)
+    })
+    .await
+}
+
+/// The audit row of a wrong current password, written only while the caller is still
+/// signed in (a caller signed out meanwhile gets `NotAuthenticated` instead).
+async fn audit_password_change_failed(
+    state: &AppState,
+    caller: Caller,
+    ip: Option<String>,
+) -> Result<(), Error> {
+    write_as(&state.db, &state.clock, caller, move |tx, user, now| {
+        audit_events::insert(
+            tx,
+            &audit_events::NewEvent {
+                account_id: user.account_id,
+                user_id: Some(user.id),
+                action: "auth.password_change_failed",
+                resource_type: "user",
+                resource_id: Some(user.id.to_string()),
+                details: json!({ "reason": "invalid_password", "ip": ip }),
+            },
+            now,
+        )?;
+        Ok(())
+    })
+    .await
 }

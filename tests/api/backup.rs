@@ -180,3 +180,35 @@ fn backup_refuses_to_overwrite_and_names_what_is_wrong() {
     out.assert_ok();
     assert_eq!(out.json()["backup"], fresh);
 }
+
+/// Contract §6: a backup holds all the database does, so it is created 0600 like the
+/// database itself, whatever the umask (here 022, which would give 0644).
+#[test]
+fn a_backup_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("live.db");
+    let db = db.to_str().unwrap();
+    seed_owner(dir.path(), db, "owner@acme.test", PASSWORD);
+    let copy = dir.path().join("copy.db");
+    let out = std::process::Command::new("/bin/sh")
+        .current_dir(dir.path())
+        .env_clear()
+        .args(["-c", "umask 022 && exec \"$0\" \"$@\"", crate::process::bin()])
+        .args(["backup", "--database", db, "--to", copy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mode = std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "backup mode {mode:o}");
+    // A file created the ordinary way under the same umask would have been 0644: the
+    // test is not passing by the umask alone.
+    let plain = dir.path().join("plain");
+    let made = std::process::Command::new("/bin/sh")
+        .current_dir(dir.path())
+        .args(["-c", "umask 022 && : > plain"])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert_eq!(std::fs::metadata(plain).unwrap().permissions().mode() & 0o777, 0o644);
+}

@@ -29,6 +29,7 @@ mod preview;
 mod proxies;
 mod prune;
 mod reasons;
+mod reauth;
 mod refresh;
 mod revoke;
 mod secrets;

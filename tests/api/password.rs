@@ -164,3 +164,60 @@ async fn it_needs_a_live_session_and_a_well_formed_body() {
     }
     assert_eq!(app.try_login(&t.engineer.email, PASSWORD).await.status, 200, "unchanged");
 }
+
+/// Contract §6: wrong current passwords count toward the login throttle of the user's
+/// email and the client's address, each with an `auth.password_change_failed` row; over
+/// the limit even the right password gets 429 with `Retry-After`, until the window ends.
+#[tokio::test]
+async fn wrong_current_passwords_are_throttled_with_logins_and_audited() {
+    let app = TestApp::spawn_with(|c| {
+        c.auth.max_failed_logins = 3;
+        c.auth.failed_login_window_minutes = 10;
+    })
+    .await;
+    let t = app.tenant("Acme").await;
+    let here = app.login(&t.owner).await;
+    let wrong = json!({"current_password": "not it at all", "new_password": NEW});
+    for _ in 0..3 {
+        app.post(PATH, Some(&here.access), wrong.clone()).await.assert(403, "invalid_credentials");
+    }
+    let failed = app.audit(&here.access, "auth.password_change_failed").await;
+    assert_eq!(failed.len(), 3, "{failed:?}");
+    for e in &failed {
+        assert_eq!(e["user_id"], t.owner.id.to_string());
+        assert_eq!(e["resource_type"], "user");
+        assert_eq!(e["details"], json!({"reason": "invalid_password", "ip": "127.0.0.1"}));
+    }
+
+    // Over the limit: refused before the password is checked, the right one included.
+    let right = json!({"current_password": PASSWORD, "new_password": NEW});
+    let r = app.post(PATH, Some(&here.access), right.clone()).await;
+    r.assert(429, "too_many_attempts");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=600).contains(&retry), "Retry-After {retry}");
+    // One counter with logins: the same email from the same address cannot log in either.
+    app.try_login(&t.owner.email, PASSWORD).await.assert(429, "too_many_attempts");
+    assert_eq!(app.audit(&here.access, "auth.password_change_failed").await.len(), 3);
+    assert!(app.audit(&here.access, "auth.password_changed").await.is_empty());
+
+    // Once the window has passed (the access token too: a new login), it works again.
+    app.advance(retry as i64).await;
+    let here = app.login(&t.owner).await;
+    let r = app.post(PATH, Some(&here.access), right).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    assert_eq!(app.try_login(&t.owner.email, NEW).await.status, 200);
+}
+
+/// Failed logins and failed password checks add up in one window.
+#[tokio::test]
+async fn failed_logins_count_toward_a_password_change() {
+    let app = TestApp::spawn_with(|c| c.auth.max_failed_logins = 2).await;
+    let t = app.tenant("Acme").await;
+    let here = app.login(&t.engineer).await;
+    app.try_login(&t.engineer.email, "wrong wrong").await.assert(401, "invalid_credentials");
+    let wrong = json!({"current_password": "not it at all", "new_password": NEW});
+    app.post(PATH, Some(&here.access), wrong).await.assert(403, "invalid_credentials");
+    let right = json!({"current_password": PASSWORD, "new_password": NEW});
+    app.post(PATH, Some(&here.access), right).await.assert(429, "too_many_attempts");
+    assert_eq!(app.try_login(&t.engineer.email, NEW).await.status, 429);
+}
