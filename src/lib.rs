@@ -8,13 +8,15 @@
 //!
 //! Layers, outside in: [`http`] (HTTP in and out, thin handlers) → [`service`] (domain
 //! operations) → [`policy`] (pure rules) and [`db`] (all SQL). [`app`] wires them;
-//! [`cli`] is the binary's command line.
+//! [`cli`] is the binary's command line. [`console`] is the owners' HTML face over the
+//! same services.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod http;

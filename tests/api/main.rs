@@ -16,6 +16,7 @@ mod auth;
 mod backup;
 mod cli;
 mod concurrency;
+mod console;
 mod crash;
 mod hostile;
 mod http;

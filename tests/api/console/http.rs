@@ -1,0 +1,187 @@
+//! The console over plain HTTP: headers on every response, the same-origin rule, cookie
+//! attributes, assets caching, the gate in front of signed-in pages.
+
+use reqwest::Method;
+use reqwest::redirect::Policy;
+use sessiond::auth::Role;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+const CSP: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; \
+                   form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(Policy::none()).build().unwrap()
+}
+
+#[track_caller]
+fn assert_console_headers(r: &reqwest::Response, cache: &str) {
+    let h = r.headers();
+    assert_eq!(h["content-security-policy"], CSP);
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["cache-control"], cache);
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+}
+
+/// Signs in through the console's form; answers the two `Set-Cookie` values.
+async fn form_sign_in(app: &TestApp, email: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = no_redirects()
+        .post(format!("{}/console/sign-in", app.base))
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("email", email), ("password", PASSWORD)]);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+fn set_cookies(r: &reqwest::Response) -> Vec<String> {
+    r.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn every_console_response_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    let c = no_redirects();
+    for path in ["/console/sign-in", "/console/sessions", "/console/policy", "/console/audit"] {
+        let r = c.get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_console_headers(&r, "no-store");
+    }
+    // A refusal too.
+    let r = c.post(format!("{}/console/sign-in", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    assert_console_headers(&r, "no-store");
+    let r = c.get(format!("{}/console/sign-in", app.base)).send().await.unwrap();
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
+}
+
+#[tokio::test]
+async fn signed_in_pages_send_strangers_to_the_sign_in_page() {
+    let app = TestApp::spawn().await;
+    for path in ["/console/", "/console/sessions", "/console/policy", "/console/audit"] {
+        let r = no_redirects().get(format!("{}{path}", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/console/sign-in", "{path}");
+    }
+    let r = no_redirects().get(format!("{}/console", app.base)).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/console/");
+}
+
+#[tokio::test]
+async fn unsafe_requests_must_be_same_origin() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Origin").await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let own = app.base.clone();
+    let refused: &[&[(&str, &str)]] = &[
+        &[],
+        &[("sec-fetch-site", "cross-site")],
+        &[("sec-fetch-site", "same-site")],
+        &[("sec-fetch-site", "none")],
+        // Sec-Fetch-Site decides where present, even with a matching Origin.
+        &[("sec-fetch-site", "same-site"), ("origin", &own)],
+        &[("origin", "http://127.0.0.1:1")],
+        &[("origin", "null")],
+    ];
+    for headers in refused {
+        let mut req = no_redirects()
+            .post(format!("{}/console/sign-in", app.base))
+            .form(&[("email", t.owner.email.as_str()), ("password", PASSWORD)]);
+        for (k, v) in *headers {
+            req = req.header(*k, *v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 403, "{headers:?}");
+        assert!(set_cookies(&r).is_empty(), "refused: no session: {headers:?}");
+    }
+    // Nothing happened: no login was audited.
+    let owner = app.login(&t.owner).await;
+    assert_eq!(app.audit(&owner.access, "auth.login").await.len(), 1);
+    // Accepted: Sec-Fetch-Site same-origin, or (without it) the request's own Origin.
+    let r = form_sign_in(&app, &t.owner.email, &[]).await;
+    assert_eq!(r.status(), 303);
+    let r = no_redirects()
+        .post(format!("{}/console/sign-in", app.base))
+        .header("origin", format!("http://{host}"))
+        .form(&[("email", t.owner.email.as_str()), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+}
+
+#[tokio::test]
+async fn tokens_travel_in_http_only_strict_cookies_scoped_to_the_console() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Cookies").await;
+    let r = form_sign_in(&app, &t.owner.email, &[]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/sessions");
+    let cookies = set_cookies(&r);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    for c in &cookies {
+        assert!(c.starts_with("sessiond_access=") || c.starts_with("sessiond_refresh="), "{c}");
+        for attr in ["; Path=/console", "; HttpOnly", "; SameSite=Strict"] {
+            assert!(c.contains(attr), "{c} lacks {attr}");
+        }
+        assert!(!c.contains("Secure"), "plain HTTP: {c}");
+    }
+    // Through a TLS-terminating proxy, the cookies are Secure.
+    let r = form_sign_in(&app, &t.owner.email, &[("x-forwarded-proto", "https")]).await;
+    for c in set_cookies(&r) {
+        assert!(c.ends_with("; Secure"), "{c}");
+    }
+    // The cookies are the API's own tokens: the access token works as a bearer token.
+    let access = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("sessiond_access="))
+        .and_then(|c| c.split(';').next())
+        .unwrap();
+    assert!(app.access_ok(access).await);
+}
+
+#[tokio::test]
+async fn a_non_owner_is_turned_away_and_their_session_ended() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Roles").await;
+    let r = form_sign_in(&app, &t.engineer.email, &[]).await;
+    assert_eq!(r.status(), 403);
+    assert!(set_cookies(&r).is_empty());
+    assert!(r.text().await.unwrap().contains("The console is for account owners"));
+    let owner = app.login(&t.owner).await;
+    // Login and logout both audited; no live session of the engineer's.
+    let logins = app.audit(&owner.access, "auth.login").await;
+    let logouts = app.audit(&owner.access, "auth.logout").await;
+    assert!(logins.iter().any(|e| e["user_id"] == t.engineer.id.to_string()));
+    assert!(logouts.iter().any(|e| e["user_id"] == t.engineer.id.to_string()));
+    let sessions = app.get("/accounts/me/security/sessions", &owner.access).await;
+    let items = sessions.body["items"].as_array().unwrap();
+    assert!(items.iter().all(|s| s["email"] != t.engineer.email.as_str()), "{}", sessions.text);
+    let _ = Role::Engineer;
+}
+
+#[tokio::test]
+async fn assets_are_served_from_the_binary_with_long_caching() {
+    let app = TestApp::spawn().await;
+    let page =
+        reqwest::get(format!("{}/console/sign-in", app.base)).await.unwrap().text().await.unwrap();
+    for (name, kind) in [("console.css", "text/css"), ("console.js", "text/javascript")] {
+        let start = page.find(&format!("/console/assets/{name}?v=")).unwrap();
+        let url: String = page[start..].chars().take_while(|c| *c != '"').collect();
+        let r = app.raw(Method::GET, &url, &[], vec![]).await;
+        assert_eq!(r.status, 200, "{url}");
+        assert!(r.headers["content-type"].to_str().unwrap().starts_with(kind));
+        assert_eq!(r.headers["cache-control"], "public, max-age=31536000, immutable");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+        let etag = r.headers["etag"].to_str().unwrap().to_owned();
+        assert!(url.ends_with(etag.trim_matches('"')), "the URL carries the version: {url} {etag}");
+        let again = app.raw(Method::GET, &url, &[("if-none-match", &etag)], vec![]).await;
+        assert_eq!(again.status, 304);
+    }
+    let r = app.raw(Method::GET, "/console/assets/other.js", &[], vec![]).await;
+    assert_eq!(r.status, 404);
+}
