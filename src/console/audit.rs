@@ -123,10 +123,15 @@ fn sentence(e: &Event, names: &HashMap<Uuid, String>) -> Markup {
             }
             "auth.password_change_failed" => { strong { (actor) } " entered a wrong current password while changing it." }
             "account.session_policy_update" => {
-                strong { (actor) } " changed the session policy: idle limit "
-                (limit(d, "old", "idle_minutes")) " → " (limit(d, "new", "idle_minutes"))
-                "; session limit "
-                (limit(d, "old", "absolute_minutes")) " → " (limit(d, "new", "absolute_minutes")) "."
+                @let idle = (limit(d, "old", "idle_minutes"), limit(d, "new", "idle_minutes"));
+                @let absolute = (limit(d, "old", "absolute_minutes"), limit(d, "new", "absolute_minutes"));
+                // Only what changed; both when nothing did (a change to the same values).
+                @let both = idle.0 == idle.1 && absolute.0 == absolute.1;
+                strong { (actor) } " changed the session policy: "
+                @if both || idle.0 != idle.1 { "idle limit " (idle.0) " → " (idle.1) }
+                @if both || (idle.0 != idle.1 && absolute.0 != absolute.1) { "; " }
+                @if both || absolute.0 != absolute.1 { "session limit " (absolute.0) " → " (absolute.1) }
+                "."
             }
             "account.sessions_revoked_bulk" => {
                 strong { (actor) }

@@ -195,8 +195,12 @@ impl Browser {
     }
 
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        let found =
-            self.client.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await;
+        let found = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(10))
+            .for_element(Locator::Css(css))
+            .await;
         match found {
             Ok(e) => e,
             Err(e) => panic!("no element {css} on {}: {e}", self.current().await),
@@ -209,10 +213,6 @@ impl Browser {
 
     pub async fn text(&self, css: &str) -> String {
         self.find(css).await.text().await.unwrap()
-    }
-
-    pub async fn body_text(&self) -> String {
-        self.text("body").await
     }
 
     pub async fn fill(&self, css: &str, value: &str) {
@@ -276,6 +276,7 @@ impl Browser {
     /// `target/console-screenshots/`.
     pub async fn screenshots(&self, name: &str) {
         let dir = screenshot_dir();
+        let mut backgrounds = Vec::new();
         for scheme in ["light", "dark"] {
             self.client
                 .issue_cmd(Cdp {
@@ -284,17 +285,19 @@ impl Browser {
                 })
                 .await
                 .unwrap();
+            backgrounds.push(self.background().await);
             let png = self.client.screenshot().await.unwrap();
             std::fs::write(dir.join(format!("{name}-{scheme}.png")), png).unwrap();
         }
+        assert_ne!(backgrounds[0], backgrounds[1], "{name}: the page follows prefers-color-scheme");
         self.client
             .issue_cmd(Cdp { cmd: "Emulation.setEmulatedMedia", params: json!({ "features": [] }) })
             .await
             .unwrap();
     }
 
-    /// Whether the page's background is dark right now (the CSS followed the scheme).
-    pub async fn background(&self) -> String {
+    /// The page's background colour as computed now.
+    async fn background(&self) -> String {
         let v = self
             .client
             .execute("return getComputedStyle(document.body).backgroundColor;", vec![])
