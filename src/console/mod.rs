@@ -24,7 +24,7 @@ use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next, map_response};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -49,9 +49,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/console/sign-in", get(session::sign_in_page).post(session::sign_in))
         .route("/console/sign-out", post(session::sign_out))
         .route("/console/assets/{name}", get(assets::serve))
+        .route("/console/{*rest}", any(not_found))
         .merge(signed_in)
         .layer(middleware::from_fn(same_origin_only))
         .layer(map_response(security_headers))
+}
+
+/// An unknown path under `/console/`: an HTML page, with the console's headers.
+async fn not_found() -> Response {
+    view::error_page(StatusCode::NOT_FOUND, "Not found", "There is no such page in the console.")
 }
 
 /// The policy every console response carries: nothing from other hosts, no inline script

@@ -3,7 +3,6 @@
 
 use reqwest::Method;
 use reqwest::redirect::Policy;
-use sessiond::auth::Role;
 
 use crate::helpers::{PASSWORD, TestApp};
 
@@ -161,7 +160,6 @@ async fn a_non_owner_is_turned_away_and_their_session_ended() {
     let sessions = app.get("/accounts/me/security/sessions", &owner.access).await;
     let items = sessions.body["items"].as_array().unwrap();
     assert!(items.iter().all(|s| s["email"] != t.engineer.email.as_str()), "{}", sessions.text);
-    let _ = Role::Engineer;
 }
 
 #[tokio::test]
@@ -184,4 +182,146 @@ async fn assets_are_served_from_the_binary_with_long_caching() {
     }
     let r = app.raw(Method::GET, "/console/assets/other.js", &[], vec![]).await;
     assert_eq!(r.status, 404);
+}
+
+/// The two cookies of a response, as a `Cookie` header value.
+fn cookie_header(r: &reqwest::Response) -> String {
+    set_cookies(r)
+        .iter()
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn cookie_value(header: &str, name: &str) -> String {
+    header.split("; ").find_map(|c| c.strip_prefix(&format!("{name}="))).unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_expired_access_cookie_is_refreshed_by_the_server_and_both_cookies_rotate() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Rotate").await;
+    let signed_in = form_sign_in(&app, &t.owner.email, &[]).await;
+    let cookies = cookie_header(&signed_in);
+    let old_refresh = cookie_value(&cookies, "sessiond_refresh");
+    let old_access = cookie_value(&cookies, "sessiond_access");
+
+    // Within the access token's life: served, nothing rotated.
+    let r = no_redirects()
+        .get(format!("{}/console/sessions", app.base))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(set_cookies(&r).is_empty());
+
+    // Past it: served, and both cookies replaced by the rotated pair.
+    app.advance(6 * 60).await;
+    let r = no_redirects()
+        .get(format!("{}/console/policy", app.base))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let rotated = cookie_header(&r);
+    assert_ne!(cookie_value(&rotated, "sessiond_refresh"), old_refresh);
+    assert_ne!(cookie_value(&rotated, "sessiond_access"), old_access);
+    assert!(app.access_ok(&cookie_value(&rotated, "sessiond_access")).await);
+    // It was the API's own rotation: the old refresh token is spent.
+    app.refresh(&old_refresh).await.refused("invalid_refresh_token", "rotated");
+}
+
+#[tokio::test]
+async fn without_script_the_bulk_end_confirms_on_a_page_with_the_count() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("NoScript").await;
+    let admin = app.login(&t.admin).await;
+    let cookies = cookie_header(&form_sign_in(&app, &t.owner.email, &[]).await);
+    let page = no_redirects()
+        .get(format!("{}/console/sessions/end?scope=others", app.base))
+        .header("cookie", &cookies)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("1 session will end: every session in this account except your own."),
+        "{html}"
+    );
+    assert!(
+        html.contains(r#"href="/console/sessions" autofocus>Cancel</a>"#),
+        "focus on Cancel: {html}"
+    );
+    // Nothing ended by looking.
+    app.rotate(&admin.refresh).await;
+    let admin = app.login(&t.admin).await;
+
+    let r = no_redirects()
+        .post(format!("{}/console/sessions/end", app.base))
+        .header("cookie", &cookies)
+        .header("sec-fetch-site", "same-origin")
+        .form(&[("scope", "others")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    // The API's bulk revoke ran, with its audit row and reason.
+    app.refresh(&admin.refresh).await.refused("invalid_refresh_token", "revoked_others");
+    let owner = app.login(&t.owner).await;
+    let bulk = app.audit(&owner.access, "account.sessions_revoked_bulk").await;
+    assert_eq!(bulk.len(), 1);
+    assert_eq!(bulk[0]["details"]["scope"], "others");
+}
+
+#[tokio::test]
+async fn the_audit_trail_pages_with_before() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Pages").await;
+    for _ in 0..30 {
+        app.login(&t.admin).await;
+    }
+    let cookies = cookie_header(&form_sign_in(&app, &t.owner.email, &[]).await);
+    let get = |path: String| {
+        let cookies = cookies.clone();
+        async move {
+            let r = no_redirects().get(path).header("cookie", cookies).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let first = get(format!("{}/console/audit", app.base)).await;
+    assert_eq!(first.matches("<li data-action=").count(), 25);
+    assert!(first.contains("owner@pages.test</strong> signed in from 127.0.0.1"), "newest first");
+    let start = first.find("/console/audit?before=").unwrap();
+    let next: String = first[start..].chars().take_while(|c| *c != '"').collect();
+    let second = get(format!("{}{next}", app.base)).await;
+    // 1 account + 3 users + 31 logins = 35 events: 10 on the second page, the oldest last.
+    assert_eq!(second.matches("<li data-action=").count(), 10);
+    assert!(second.contains("The account was created"), "{second}");
+    assert!(!second.contains("Older events"));
+}
+
+#[tokio::test]
+async fn an_unknown_console_page_is_html_with_the_console_headers() {
+    let app = TestApp::spawn().await;
+    let r = no_redirects().get(format!("{}/console/nope", app.base)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_console_headers(&r, "no-store");
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+#[tokio::test]
+async fn the_console_is_not_part_of_the_openapi_document() {
+    let app = TestApp::spawn().await;
+    let r = app.raw(Method::GET, "/openapi.json", &[], vec![]).await;
+    assert_eq!(r.status, 200);
+    let paths = r.body["paths"].as_object().unwrap();
+    assert!(!paths.is_empty());
+    assert!(paths.keys().all(|p| !p.starts_with("/console")), "{:?}", paths.keys());
+    // While the console is served.
+    let page = app.raw(Method::GET, "/console/sign-in", &[], vec![]).await;
+    assert_eq!(page.status, 200);
 }

@@ -116,12 +116,26 @@ async fn the_policy_changes_through_the_preview_and_shows_in_the_audit_trail() {
     assert_eq!(policy.body["idle_minutes"], 15);
     app.refresh(&admin.refresh).await.refused("session_idle_timeout", "idle_timeout");
 
+    // Reset to the defaults, through its own preview.
+    b.click("#reset").await;
+    assert!(b.text("#new-idle").await.ends_with("(system default)"));
+    b.click("#apply").await;
+    b.wait_path("/console/policy").await;
+    assert!(b.text("#current-idle").await.contains("system default"));
+    let policy = app.get("/accounts/me/security", &owner.access).await;
+    assert_eq!(policy.body["idle_minutes"], serde_json::Value::Null);
+
     b.click("nav a[href='/console/audit']").await;
     b.wait_path("/console/audit").await;
-    let first = b.text("ol.audit li:first-child").await;
+    let reset = b.text("ol.audit li:nth-child(1)").await;
+    assert!(
+        reset.contains("changed the session policy: idle limit 15 minutes (account setting) → 1 day (1440 minutes) (system default)."),
+        "{reset}"
+    );
+    let first = b.text("ol.audit li:nth-child(2)").await;
     assert!(
         first.contains(&format!(
-            "{} changed the session policy: idle limit 1 day (1440 minutes) (system default) → 15 minutes (account setting)",
+            "{} changed the session policy: idle limit 1 day (1440 minutes) (system default) → 15 minutes (account setting).",
             t.owner.email
         )),
         "{first}"
