@@ -142,6 +142,11 @@ pub(crate) fn over_tls(headers: &HeaderMap) -> bool {
 
 /// An error no page handles itself, as an HTML page with the status `error.rs` gives it.
 pub(crate) fn error_response(e: ApiError) -> Response {
+    if matches!(e, ApiError::NotAuthenticated) {
+        // The session ended while the request ran (a service re-checks it inside its
+        // write): the gate of the next page finds out why, and the sign-in page says so.
+        return Redirect::to("/console/sessions").into_response();
+    }
     let status = e.status();
     if status.is_server_error() {
         // Logged with its cause, like the JSON API's errors; the page says nothing more.
