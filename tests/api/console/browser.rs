@@ -273,8 +273,19 @@ impl Browser {
     }
 
     /// Saves the page as `<name>-light.png` and `<name>-dark.png` under
-    /// `target/console-screenshots/`.
+    /// `target/console-screenshots/`, after checking that every control on it has a label.
     pub async fn screenshots(&self, name: &str) {
+        let unlabelled = self
+            .client
+            .execute(
+                "return [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                    .filter(e => !e.labels || e.labels.length === 0)
+                    .map(e => e.name || e.id);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(unlabelled, json!([]), "{name}: controls without a label");
         let dir = screenshot_dir();
         let mut backgrounds = Vec::new();
         for scheme in ["light", "dark"] {

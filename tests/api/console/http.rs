@@ -325,3 +325,28 @@ async fn the_console_is_not_part_of_the_openapi_document() {
     let page = app.raw(Method::GET, "/console/sign-in", &[], vec![]).await;
     assert_eq!(page.status, 200);
 }
+
+#[tokio::test]
+async fn signing_out_ends_the_session_and_clears_the_cookies() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("SignOut").await;
+    let cookies = cookie_header(&form_sign_in(&app, &t.owner.email, &[]).await);
+    let refresh = cookie_value(&cookies, "sessiond_refresh");
+    let r = no_redirects()
+        .post(format!("{}/console/sign-out", app.base))
+        .header("cookie", &cookies)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/sign-in?reason=logged_out");
+    let cleared = set_cookies(&r);
+    assert_eq!(cleared.len(), 2);
+    assert!(cleared.iter().all(|c| c.contains("=; Path=/console; Max-Age=0")), "{cleared:?}");
+    // The API's logout ran: the token says why, and the page says it too.
+    app.refresh(&refresh).await.refused("invalid_refresh_token", "logged_out");
+    let page =
+        reqwest::get(format!("{}/console/sign-in?reason=logged_out", app.base)).await.unwrap();
+    assert!(page.text().await.unwrap().contains("You signed out."));
+}
