@@ -198,7 +198,7 @@ impl Browser {
         let found = self
             .client
             .wait()
-            .at_most(Duration::from_secs(10))
+            .at_most(Duration::from_secs(20))
             .for_element(Locator::Css(css))
             .await;
         match found {
@@ -246,7 +246,8 @@ impl Browser {
 
     /// Waits until the page's path is `path`.
     pub async fn wait_path(&self, path: &str) {
-        for _ in 0..100 {
+        // Generous: two shared cores may be busy with other builds.
+        for _ in 0..300 {
             if self.path().await == path {
                 return;
             }
