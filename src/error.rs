@@ -52,7 +52,9 @@ impl ApiError {
         ApiError::NotFound("not_found".into())
     }
 
-    fn status(&self) -> StatusCode {
+    /// The status this error answers with (the owner console renders the same statuses as
+    /// HTML pages).
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MalformedJson(_) => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

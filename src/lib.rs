@@ -8,7 +8,8 @@
 //!
 //! Layers, outside in: [`http`] (HTTP in and out, thin handlers) → [`service`] (domain
 //! operations) → [`policy`] (pure rules) and [`db`] (all SQL). [`app`] wires them;
-//! [`cli`] is the binary's command line.
+//! [`cli`] is the binary's command line. [`console`] is the owners' HTML face over the
+//! same services.
 
 pub mod app;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod client_addr;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod error;
 pub mod http;

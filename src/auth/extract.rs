@@ -39,21 +39,32 @@ impl FromRequestParts<AppState> for AuthUser {
     ) -> Result<Self, Self::Rejection> {
         let Now(now) = Now::from_request_parts(parts, state).await?;
         let token = bearer_token(parts).ok_or(ApiError::NotAuthenticated)?;
-        let claims = state.keys.verify(token, now).map_err(|e| {
-            tracing::debug!(error = %e, "bearer token refused");
-            ApiError::NotAuthenticated
-        })?;
-        let (user_id, session_id, token_exp) = (claims.sub, claims.sid, claims.exp);
-        let user = state
-            .db
-            .read(move |tx| users::active_in_live_session(tx, user_id, session_id))
-            .await?
-            .ok_or(ApiError::NotAuthenticated)?;
-        let span = tracing::Span::current();
-        span.record("user_id", tracing::field::display(user.id));
-        span.record("account_id", tracing::field::display(user.account_id));
-        Ok(AuthUser { user, session_id, token_exp })
+        authenticate(state, token, now).await
     }
+}
+
+/// The caller behind an access token, however it arrived (a bearer header, or the owner
+/// console's cookie): signature and expiry checked, then the user and the session looked
+/// up. Anything wrong is `NotAuthenticated`.
+pub async fn authenticate(
+    state: &AppState,
+    token: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<AuthUser, ApiError> {
+    let claims = state.keys.verify(token, now).map_err(|e| {
+        tracing::debug!(error = %e, "access token refused");
+        ApiError::NotAuthenticated
+    })?;
+    let (user_id, session_id, token_exp) = (claims.sub, claims.sid, claims.exp);
+    let user = state
+        .db
+        .read(move |tx| users::active_in_live_session(tx, user_id, session_id))
+        .await?
+        .ok_or(ApiError::NotAuthenticated)?;
+    let span = tracing::Span::current();
+    span.record("user_id", tracing::field::display(user.id));
+    span.record("account_id", tracing::field::display(user.account_id));
+    Ok(AuthUser { user, session_id, token_exp })
 }
 
 /// `Authorization: Bearer <token>` (the scheme is case-insensitive). A request with more

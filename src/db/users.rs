@@ -153,3 +153,11 @@ pub fn replace_password_hash(
     )?;
     Ok(changed == 1)
 }
+
+/// Every user of an account, active or not: `(id, email)`, for naming the actors of its
+/// audit trail.
+pub fn emails_in_account(tx: &Tx<'_>, account_id: Uuid) -> Result<Vec<(Uuid, String)>, DbError> {
+    let mut stmt = tx.conn().prepare_cached("SELECT id, email FROM users WHERE account_id = ?1")?;
+    let rows = stmt.query_map([account_id.to_string()], |r| Ok((uuid(r, 0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -37,6 +37,8 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub fn router(state: AppState) -> Router {
     let (api, doc) = documented_routes(&state).split_for_parts();
     api.layer(Extension(openapi::Document::new(&doc, state.bounds)))
+        // The owner console (contract §8): HTML, outside the OpenAPI document.
+        .merge(crate::console::router(&state))
         .fallback(|| async { ApiError::not_found() })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

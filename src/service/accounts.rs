@@ -216,3 +216,13 @@ pub async fn audit_page(
     let next_before = if items.len() == limit as usize { items.last().map(|e| e.id) } else { None };
     Ok(AuditPage { items, next_before })
 }
+
+/// The emails of the account's users by id (inactive users included): the names an audit
+/// trail shows for its actors.
+pub async fn directory(
+    db: &Db,
+    account_id: Uuid,
+) -> Result<std::collections::HashMap<Uuid, String>, Error> {
+    let rows = db.read(move |tx| crate::db::users::emails_in_account(tx, account_id)).await?;
+    Ok(rows.into_iter().collect())
+}

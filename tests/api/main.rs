@@ -17,6 +17,7 @@ mod backup;
 mod cli;
 mod concurrency;
 mod connections;
+mod console;
 mod crash;
 mod hostile;
 mod http;
