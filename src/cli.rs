@@ -52,7 +52,7 @@ pub enum Command {
     #[command(subcommand)]
     User(UserCommand),
     /// Write a consistent copy of the database to a new file, also while a server runs;
-    /// prints {"backup": PATH, "bytes": n}.
+    /// prints {"backup": PATH, "bytes": n, "pages": n}.
     Backup {
         /// The copy to create; an existing file is never overwritten.
         #[arg(long, value_name = "PATH")]

@@ -22,6 +22,11 @@ pub enum ClockError {
     OutOfRange { max: i64 },
 }
 
+/// The instant a request is handled at, read once from the clock when it arrives (the
+/// HTTP layer stamps it; handlers and the token check read the same value).
+#[derive(Debug, Clone, Copy)]
+pub struct Now(pub DateTime<Utc>);
+
 /// Far enough for any test (about 300 years), small enough never to overflow chrono.
 const MAX_ADVANCE_SECONDS: i64 = 10_000_000_000;
 

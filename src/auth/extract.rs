@@ -6,9 +6,9 @@ use axum::http::header;
 use axum::http::request::Parts;
 use uuid::Uuid;
 
+use crate::clock::Now;
 use crate::db::users::{self, User};
 use crate::error::ApiError;
-use crate::http::Now;
 use crate::service::Caller;
 use crate::state::AppState;
 

@@ -6,11 +6,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
+use crate::client_addr::client_ip;
+use crate::clock::Now;
 use crate::error::ApiError;
 use crate::service::sessions::ClientInfo;
+use crate::state::AppState;
 
 /// A JSON request body of type `T`.
 ///
@@ -106,10 +108,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
-/// The instant this request is handled at, read once from the server clock.
-#[derive(Debug, Clone, Copy)]
-pub struct Now(pub DateTime<Utc>);
-
+/// The request's [`Now`], stamped by the router's middleware.
 impl<S: Send + Sync> FromRequestParts<S> for Now {
     type Rejection = ApiError;
 
@@ -125,19 +124,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Now {
 /// The longest user agent kept with a session.
 const MAX_USER_AGENT_CHARS: usize = 512;
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
+/// The one place the client's address is settled (throttling, audit `ip`, the session
+/// list): the TCP peer, or what a trusted proxy forwarded (`client_addr::client_ip`).
+impl FromRequestParts<AppState> for ClientInfo {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let user_agent = parts
             .headers
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect());
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let ip =
+            parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>().map(|ConnectInfo(peer)| {
+                client_ip(peer.ip(), &parts.headers, &state.config.server.trusted_proxies)
+                    .to_string()
+            });
         Ok(ClientInfo { user_agent, ip })
     }
 }

@@ -5,10 +5,12 @@
 mod account_security;
 mod audit;
 mod auth;
+mod body_guard;
 mod extract;
 mod health;
 mod observe;
 pub mod openapi;
+mod server;
 mod sessions;
 mod test_clock;
 
@@ -25,19 +27,9 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use extract::{ApiJson, ApiQuery, Now};
-
-/// Serves `state`'s router on `listener` until `shutdown` resolves, then lets in-flight
-/// requests finish. Client addresses reach the handlers (kept with sessions at login).
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serving HTTP")
-}
+pub use crate::clock::Now;
+pub use extract::{ApiJson, ApiQuery};
+pub use server::serve;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -53,6 +45,9 @@ pub fn router(state: AppState) -> Router {
             tracing::error!("handler panicked");
             ApiError::Internal(anyhow::anyhow!("handler panicked")).into_response()
         }))
+        // Every answer, refusals included, passes here: the rest of a small body is read
+        // so the connection stays usable; a body late past the timeout becomes a 408.
+        .layer(middleware::from_fn_with_state(state.clone(), body_guard::guard))
         // Outside the panic guard, so a panic is logged and counted as the 500 it becomes;
         // the request's one log line is `observe::track`'s.
         .layer(middleware::from_fn_with_state(state.clone(), observe::track))

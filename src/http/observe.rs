@@ -62,7 +62,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let route = route.as_deref().unwrap_or(UNMATCHED);
     let status = response.status().as_u16();
     state.metrics.request(method, route, status, latency);
-    let latency_ms = latency.as_secs_f64() * 1000.0;
+    let latency_ms = latency_ms(latency);
     // Text lines show id, method and route in the span prefix already; a JSON line gets
     // them as top-level fields too, where log tools look first.
     match state.config.server.log_format {
@@ -72,6 +72,13 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         LogFormat::Text => tracing::info!(status, latency_ms, "request completed"),
     }
     response
+}
+
+/// Milliseconds to the microsecond (`104.394`, not `104.39409500000001`): whole
+/// microseconds divided by a thousand print as the shortest decimal that reads back.
+fn latency_ms(latency: std::time::Duration) -> f64 {
+    let micros = u32::try_from(latency.as_micros()).unwrap_or(u32::MAX);
+    f64::from(micros) / 1000.0
 }
 
 /// The method as a label: the standard ones by name, anything else (any token is a valid
@@ -99,4 +106,17 @@ fn method_label(method: &Method) -> &'static str {
 pub async fn metrics(State(state): State<AppState>) -> Response {
     let body = state.metrics.render(state.db.pool_state());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn latency_prints_to_the_microsecond() {
+        let shown = super::latency_ms(Duration::from_nanos(104_394_095)).to_string();
+        assert_eq!(shown, "104.394");
+        assert_eq!(super::latency_ms(Duration::from_nanos(999)).to_string(), "0");
+        assert_eq!(super::latency_ms(Duration::from_micros(2_500_001)).to_string(), "2500.001");
+    }
 }

@@ -128,6 +128,10 @@ fn configuration_errors_exit_2_naming_the_key() {
         ("[auth]\naccess_token_minutes = 999999999999999\n", "access_token_minutes"),
         ("[session]\nabsolute_minutes_max = 9223372036854775807\n", "absolute_minutes_max"),
         ("[session]\nretention_days = 0\n", "retention_days"),
+        ("[server]\nrequest_timeout_seconds = 0\n", "server.request_timeout_seconds"),
+        ("[server]\nshutdown_grace_seconds = 7200\n", "server.shutdown_grace_seconds"),
+        ("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"proxy\"]\n", "server.trusted_proxies"),
+        ("[server]\ntrusted_proxies = \"10.0.0.1\"\n", "trusted_proxies"),
     ];
     for (text, key) in cases {
         let path = write("c.toml", text);
@@ -154,6 +158,13 @@ fn configuration_errors_exit_2_naming_the_key() {
         None,
     )
     .assert_fails(2, "idle_minutes_min");
+    run(
+        dir.path(),
+        &["migrate", "--database", ":memory:"],
+        &[("SESSIOND_SERVER_TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/33")],
+        None,
+    )
+    .assert_fails(2, "server.trusted_proxies");
 }
 
 #[test]

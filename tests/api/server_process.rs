@@ -314,3 +314,68 @@ fn sigterm_drains_in_flight_requests() {
         assert!(answer.contains("access_token"), "{answer}");
     }
 }
+
+/// SIGTERM while clients hold requests open (bodies promised, not yet sent): the server
+/// stops accepting; a request whose body comes within `server.shutdown_grace_seconds`
+/// is answered, with `Connection: close`; one whose body never comes is given up on
+/// when the grace ends, and the server exits 0 — long before the request timeout
+/// (60 s here) would have ended it.
+#[test]
+fn sigterm_with_a_stalled_client_exits_0_within_the_grace() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &["serve", "--database", ":memory:", "--listen", "127.0.0.1:0"],
+        &[
+            ("SESSIOND_SERVER_SHUTDOWN_GRACE_SECONDS", "2"),
+            ("SESSIOND_SERVER_REQUEST_TIMEOUT_SECONDS", "60"),
+        ],
+    );
+    let addr = server.base.strip_prefix("http://").unwrap().to_owned();
+    // One idle keep-alive connection, and two in the middle of a request.
+    let mut idle = TcpStream::connect(&addr).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: sessiond\r\n\r\n").unwrap();
+    let mut buf = [0u8; 1024];
+    assert!(idle.read(&mut buf).unwrap() > 0);
+    let body = br#"{"email": "nobody@acme.test", "password": "wrong password"}"#;
+    let head = format!(
+        "POST /auth/login HTTP/1.1\r\nHost: sessiond\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut stalled = TcpStream::connect(&addr).unwrap();
+    stalled.write_all(head.as_bytes()).unwrap();
+    stalled.write_all(&body[..10]).unwrap();
+    let mut late = TcpStream::connect(&addr).unwrap();
+    late.write_all(head.as_bytes()).unwrap();
+    // Let the server read the heads and enter the handlers, which now wait for bodies.
+    std::thread::sleep(Duration::from_millis(200));
+    let signalled = std::time::Instant::now();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    std::thread::sleep(Duration::from_millis(300));
+    late.write_all(body).unwrap();
+    late.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut answer = String::new();
+    let _ = late.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+    assert!(answer.to_ascii_lowercase().contains("connection: close"), "{answer}");
+    assert!(answer.ends_with(r#"{"detail":"invalid_credentials"}"#), "{answer}");
+    let status = server.wait();
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0));
+    // `wait` gives up after 10 s; the request timeout is 60 s: the grace ended it.
+    eprintln!(
+        "figures: SIGTERM with one request finished in the grace (answered, Connection: close) \
+         and one stalled, grace 2 s: exited 0 after {took:?}"
+    );
+    stalled.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+}
