@@ -285,7 +285,7 @@ impl Tx<'_> {
 
 /// How many times a transaction is run in all when PostgreSQL reports a serialization
 /// failure or deadlock (or loses the connection before the commit).
-const MAX_ATTEMPTS: u32 = 8;
+const MAX_ATTEMPTS: u32 = 12;
 
 impl Db {
     /// Runs `f` in a read transaction (one consistent snapshot) on the blocking pool.
@@ -310,11 +310,11 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        // SQLite has one writer at a time: this process's writers queue here, in order,
-        // instead of polling SQLite's lock. PostgreSQL has no such queue: its writers run
-        // side by side, row locks and serializable snapshots arbitrate them (also against
-        // other processes, which an in-process queue could not order anyway), and a
-        // loser is retried (see `run`).
+        // This process's writers queue here, in order: on SQLite, which has one writer at
+        // a time, instead of polling its lock; on PostgreSQL so that one process's
+        // serializable transactions do not abort each other (see `pool.rs`). Against
+        // other processes, serializable snapshots arbitrate and a loser is retried (see
+        // `run`).
         let permit = match &self.writer {
             Some(writer) => {
                 let queued = std::time::Instant::now();

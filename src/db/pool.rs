@@ -28,9 +28,9 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Db {
     pools: Pools,
-    /// SQLite only: writers of this process queue here, in order, instead of polling
-    /// SQLite's lock (which `busy_timeout` still arbitrates against other processes, e.g.
-    /// the CLI). `None` on PostgreSQL (see [`Db::write`]).
+    /// Writers of this process queue here, in order: on SQLite instead of polling its
+    /// lock (which `busy_timeout` still arbitrates against other processes, e.g. the
+    /// CLI); on PostgreSQL so that they do not abort each other (see `open_with`).
     pub(super) writer: Option<Arc<Semaphore>>,
     /// Where pool waits and committed revocations are counted (disabled for the CLI).
     pub(super) metrics: Metrics,
@@ -65,17 +65,20 @@ impl Backend {
     }
 }
 
-/// A pooled connection of either backend.
+/// A pooled connection of either backend. Lives on a blocking thread's stack for one
+/// transaction: its size costs nothing there, a `Box` would cost an allocation each time.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum Conn {
     Sqlite(PooledConnection<SqliteConnectionManager>),
     Pg(PooledConnection<pg::Manager>),
 }
 
-/// A pause before a transaction that lost a race runs again: a few milliseconds, growing
-/// with the attempt, with jitter so that the racers do not meet again.
+/// A pause before a transaction that lost a race runs again: a few milliseconds,
+/// doubling with each attempt up to about a tenth of a second, with jitter so that the
+/// racers do not meet again.
 pub(super) fn backoff(attempt: u32) {
     use rand::Rng;
-    let ms = rand::rng().random_range(1..=4u64) * u64::from(attempt);
+    let ms = rand::rng().random_range(1..=4u64) << attempt.min(5);
     // A blocking thread of the database pool: sleeping here holds up nothing async.
     #[allow(clippy::disallowed_methods)]
     std::thread::sleep(Duration::from_millis(ms));
@@ -159,7 +162,16 @@ impl Db {
             let pool = pg::open(path, pool_size)?;
             return Ok(Db {
                 pools: Pools::Postgres(Arc::new(pool)),
-                writer: None,
+                // The writers of one process queue on PostgreSQL too. Not for correctness
+                // (SERIALIZABLE and the retry give that, also across processes), but
+                // because serializable transactions of one process that run side by side
+                // abort each other: under 64 concurrent writers (concurrency.rs), the
+                // policy changes, bulk revokes and refreshes of one account formed
+                // read/write cycles faster than 8 retries could resolve them, and
+                // requests failed. Queued, a process has one writer in flight; only
+                // transactions of different processes can conflict, and their rare
+                // conflicts are retried.
+                writer: Some(Arc::new(Semaphore::new(1))),
                 metrics: Metrics::disabled(),
             });
         }

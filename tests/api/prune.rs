@@ -14,11 +14,6 @@ use crate::process::{Server, run, seed_owner};
 
 const DAY: i64 = 24 * 3600;
 
-/// The app's database, read behind its back (either backend).
-fn conn(app: &TestApp) -> &TestApp {
-    app
-}
-
 fn count(c: &TestApp, sql: &str, session: Option<&str>) -> i64 {
     let rows = c.sql(sql, session.as_slice());
     rows[0][0].as_deref().unwrap().parse().unwrap()
@@ -60,15 +55,15 @@ async fn old_ended_sessions_go_and_live_ones_stay_whole() {
     let owner = app.rotate(&owner.refresh).await;
     app.advance(DAY).await;
 
-    let c = conn(&app);
-    let before = count(&c, "SELECT count(*) FROM refresh_tokens", None);
-    assert_eq!(tokens_of(&c, &session_of(&left.access)), 3);
+    let c = &app; // its database, read behind its back (either backend)
+    let before = count(c, "SELECT count(*) FROM refresh_tokens", None);
+    assert_eq!(tokens_of(c, &session_of(&left.access)), 3);
     assert_eq!(prune(&app).await, 4, "the logged-out chain (3) and the abandoned token (1)");
-    assert_eq!(count(&c, "SELECT count(*) FROM refresh_tokens", None), before - 4);
-    assert_eq!(tokens_of(&c, &session_of(&left.access)), 0);
-    assert_eq!(tokens_of(&c, &session_of(&abandoned.access)), 0, "expired at day 30, past day 31");
-    assert_eq!(tokens_of(&c, &session_of(&recent.access)), 1, "revoked at day 40: kept");
-    assert_eq!(tokens_of(&c, &session_of(&owner.access)), 4, "a live session keeps its history");
+    assert_eq!(count(c, "SELECT count(*) FROM refresh_tokens", None), before - 4);
+    assert_eq!(tokens_of(c, &session_of(&left.access)), 0);
+    assert_eq!(tokens_of(c, &session_of(&abandoned.access)), 0, "expired at day 30, past day 31");
+    assert_eq!(tokens_of(c, &session_of(&recent.access)), 1, "revoked at day 40: kept");
+    assert_eq!(tokens_of(c, &session_of(&owner.access)), 4, "a live session keeps its history");
     assert_eq!(prune(&app).await, 0, "nothing more to do");
 
     // The live session still refreshes...
@@ -94,7 +89,7 @@ async fn a_policy_that_still_allows_a_session_keeps_it_however_old_its_last_refr
     let quiet = app.rotate(&quiet.refresh).await;
     app.advance(59 * DAY).await;
     assert_eq!(prune(&app).await, 1, "only the owner's first session, idle since day 0");
-    assert_eq!(tokens_of(&conn(&app), &session_of(&quiet.access)), 2);
+    assert_eq!(tokens_of(&app, &session_of(&quiet.access)), 2);
     app.refresh(&quiet.refresh).await.refused("session_idle_timeout", "idle_timeout");
 }
 
@@ -109,11 +104,7 @@ fn token_row(
 ) -> String {
     let hash = Uuid::new_v4().simple().to_string();
     // A byte string literal in each dialect.
-    let hash = if pg {
-        format!("decode('{hash}', 'hex')")
-    } else {
-        format!("x'{hash}'")
-    };
+    let hash = if pg { format!("decode('{hash}', 'hex')") } else { format!("x'{hash}'") };
     format!(
         "('{}', '{session}', '{user}', {hash}, {}, {}, {})",
         Uuid::new_v4(),
@@ -167,14 +158,14 @@ async fn large_prunes_run_in_batches_and_skip_what_they_keep() {
     }
     rows.push(token_row(pg, &alive, t.engineer.id, old, now - TimeDelta::minutes(10), None));
     insert_tokens(&app, &rows);
-    let c = conn(&app);
+    let c = &app; // its database, read behind its back (either backend)
     const { assert!(2500 > 2 * PRUNE_BATCH && 1500 > PRUNE_BATCH && 1200 > PRUNE_BATCH) };
 
     let started = std::time::Instant::now();
     assert_eq!(prune(&app).await, 4000);
     eprintln!("pruned 4,000 of 5,202 tokens in {:?}", started.elapsed());
-    assert_eq!(tokens_of(&c, &alive), 1201);
-    assert_eq!(count(&c, "SELECT count(*) FROM refresh_tokens", None), 1202, "+ the owner's");
+    assert_eq!(tokens_of(c, &alive), 1201);
+    assert_eq!(count(c, "SELECT count(*) FROM refresh_tokens", None), 1202, "+ the owner's");
     assert_eq!(prune(&app).await, 0);
 }
 
@@ -207,9 +198,9 @@ async fn the_server_prunes_in_the_background_and_stops_when_told() {
         tokio::time::sleep(tick).await;
         waited += 1;
     }
-    let c = conn(&app);
-    assert_eq!(tokens_of(&c, &session_of(&gone.access)), 0);
-    assert_eq!(tokens_of(&c, &session_of(&kept.access)), 3);
+    let c = &app; // its database, read behind its back (either backend)
+    assert_eq!(tokens_of(c, &session_of(&gone.access)), 0);
+    assert_eq!(tokens_of(c, &session_of(&kept.access)), 3);
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
     app.rotate(&kept.refresh).await;
