@@ -355,3 +355,36 @@ fn user_unlock_lifts_a_lockout_for_a_running_server_and_counts_survive_a_restart
     )
     .assert_fails(1, "nobody@acme.test");
 }
+
+/// The server's hourly prune also deletes the throttle's rows whose window has closed,
+/// and only those.
+#[tokio::test]
+async fn the_hourly_prune_deletes_closed_windows() {
+    use sessiond::db::login_failures;
+    use sessiond::service::maintenance;
+    use std::time::Duration;
+    use tokio_util::sync::CancellationToken;
+
+    let app = TestApp::spawn_with(|c| c.auth.failed_login_window_minutes = 10).await;
+    let rows = || async { app.state.db.read(login_failures::count).await.unwrap() };
+    app.try_login("old@acme.test", "wrong password").await.assert(401, "invalid_credentials");
+    app.advance(5 * 60).await;
+    app.try_login("new@acme.test", "wrong password").await.assert(401, "invalid_credentials");
+    app.advance(5 * 60).await;
+    assert_eq!(rows().await, 2);
+
+    let stop = CancellationToken::new();
+    let tick = Duration::from_millis(20);
+    let task =
+        tokio::spawn(maintenance::prune_periodically(app.state.clone(), tick, tick, stop.clone()));
+    let mut waited = 0;
+    while rows().await != 1 {
+        assert!(waited < 500, "the prune never deleted the closed window");
+        tokio::time::sleep(tick).await;
+        waited += 1;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    app.try_login("new@acme.test", "wrong password").await.assert(401, "invalid_credentials");
+    assert_eq!(rows().await, 1, "the open window was kept and counted on");
+}
