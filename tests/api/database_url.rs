@@ -86,3 +86,26 @@ fn help_never_shows_the_database_url() {
         assert!(!out.stdout.contains(PASSWORD) && !out.stdout.contains("192.0.2.1"), "{out:?}");
     }
 }
+
+/// A database that refuses connections: `serve` and the other commands exit 1 with one
+/// line naming the host, and never print the password, at the most verbose log level
+/// in either log format.
+#[test]
+fn an_unreachable_database_fails_in_one_line_naming_the_host_without_the_password() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let url = format!("postgres://sessiond:{PASSWORD}@127.0.0.1:1/sessiond");
+    for format in ["text", "json"] {
+        let env = [
+            ("SESSIOND_DATABASE_URL", url.as_str()),
+            ("SESSIOND_SERVER_LOG_FORMAT", format),
+            ("RUST_LOG", "trace"),
+        ];
+        for args in [&["serve", "--listen", "127.0.0.1:0"][..], &["migrate"], &["prune"]] {
+            let out = run_within(dir.path(), args, &env, None, Duration::from_secs(15));
+            out.assert_fails(1, "127.0.0.1");
+            assert!(!out.stderr.contains(PASSWORD), "{out:?}");
+            assert!(out.stdout.is_empty(), "{out:?}");
+        }
+    }
+}
