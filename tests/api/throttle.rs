@@ -261,18 +261,14 @@ async fn unlock_lifts_a_lockout_at_once_and_is_audited() {
     );
 }
 
-/// The counts are in the database: with two apps on one database file (two server
-/// processes, in effect), failures counted by one lock the pair out at the other.
+/// The counts are in the database: with two apps on one database (two server processes,
+/// in effect), failures counted by one lock the pair out at the other. The second app is
+/// built from the first one's configuration, so it opens the same database whichever
+/// backend the harness gives the first.
 #[tokio::test]
 async fn two_servers_on_one_database_share_the_counts() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("shared.db").to_str().unwrap().to_owned();
-    let on_file = |c: &mut sessiond::Config| {
-        c.database.path = path.clone();
-        c.auth.max_failed_logins = 3;
-    };
-    let a = TestApp::spawn_with(on_file).await;
-    let b = TestApp::spawn_with(on_file).await;
+    let a = TestApp::spawn_on_file_with(|c| c.auth.max_failed_logins = 3).await;
+    let b = TestApp::spawn_config((*a.state.config).clone(), tempfile::tempdir().unwrap()).await;
     let t = a.tenant("Acme").await;
     a.try_login(&t.owner.email, "wrong password").await.assert(401, "invalid_credentials");
     b.try_login(&t.owner.email, "wrong password").await.assert(401, "invalid_credentials");
