@@ -21,7 +21,11 @@ use crate::policy::Bounds;
 use crate::service::{self, accounts, maintenance, users};
 
 #[derive(Debug, Parser)]
-#[command(name = "sessiond", version, about = "Session-expiration server on embedded SQLite")]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Session-expiration server on embedded SQLite or PostgreSQL"
+)]
 pub struct Cli {
     /// Configuration file (default: ./config.toml if present, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH")]
