@@ -15,7 +15,7 @@ use crate::auth::jwt::{Keys, generate_secret, resolve_secret, secret_file_warnin
 use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, DatabaseTarget};
 use crate::db::{Backend, Db, server_secrets};
 use crate::metrics::Metrics;
 use crate::policy::Bounds;
@@ -69,6 +69,7 @@ impl App {
         // core to everything else, so refreshes keep their latency (docs/PERFORMANCE.md).
         let hashers = std::thread::available_parallelism().map_or(1, |n| n.get() - 1).max(1);
         let login_throttle = Arc::new(LoginThrottle::new(
+            db.clone(),
             config.auth.max_failed_logins,
             config.auth.failed_login_window_minutes,
         ));
@@ -125,7 +126,13 @@ impl App {
 /// Opens (and migrates) the configured database off the async threads.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let d = &config.database;
-    let (path, size, synchronous) = (d.path.clone(), d.pool_size, d.synchronous);
+    // The URL with its password goes to the database client only; `Db::open_with`
+    // names a PostgreSQL database as `user@host:port/db` in every error.
+    let path = match d.target() {
+        DatabaseTarget::Sqlite { path } => path,
+        DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+    };
+    let (size, synchronous) = (d.pool_size, d.synchronous);
     Ok(tokio::task::spawn_blocking(move || Db::open_with(&path, size, synchronous))
         .await
         .context("opening the database")??)

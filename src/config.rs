@@ -46,6 +46,8 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub path: String,
+    /// Empty: SQLite at `path`. `postgres://…` or `postgresql://…`: PostgreSQL.
+    pub url: DatabaseUrl,
     pub pool_size: u32,
     pub synchronous: Synchronous,
 }
@@ -108,6 +110,169 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A PostgreSQL connection URL (`database.url`). Its password never prints: `Display` and
+/// `Debug` show [`DatabaseUrl::redacted`], serialising writes an empty string (only the
+/// defaults are ever serialised), and only [`DatabaseUrl::expose`] hands out the whole URL,
+/// for the database client.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl Serialize for DatabaseUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("")
+    }
+}
+
+/// What a redacted password reads as.
+const REDACTED: &str = "***";
+
+impl DatabaseUrl {
+    /// Wraps `url` without checking it; [`DatabaseConfig::validate`] checks.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL with its password, for the database client only. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `value` (of `--database`) is a URL (`SCHEME://…`) rather than a file name.
+    /// Any scheme counts, so that `mysql://…` is refused as a URL with the wrong scheme
+    /// instead of becoming a strangely named SQLite file.
+    pub fn looks_like_url(value: &str) -> bool {
+        value.split_once("://").is_some_and(|(scheme, _)| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        })
+    }
+
+    /// `postgres://user:***@host:port/db`: the URL with its password (and a `password`
+    /// query parameter, which libpq also accepts) replaced by `***`. An unparsable URL
+    /// shows only its scheme, since where its password starts cannot be told.
+    pub fn redacted(&self) -> String {
+        let Ok(mut url) = url::Url::parse(&self.0) else {
+            let scheme = self.0.split_once("://").map_or("", |(s, _)| s);
+            let scheme = if scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+                scheme
+            } else {
+                ""
+            };
+            return format!("{scheme}://{REDACTED} (unparsable)");
+        };
+        if url.password().is_some() {
+            // Fails only for URLs that cannot have a password at all.
+            let _ = url.set_password(Some(REDACTED));
+        }
+        if url.query_pairs().any(|(k, _)| k.eq_ignore_ascii_case("password")) {
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("password") { REDACTED.into() } else { v };
+                    (k.into_owned(), v.into_owned())
+                })
+                .collect();
+            url.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+
+    /// `HOST:PORT` (the port when given), for messages about reaching the database.
+    pub fn host(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(url) => {
+                let host = url.host_str().unwrap_or("localhost");
+                url.port().map_or_else(|| host.to_owned(), |port| format!("{host}:{port}"))
+            }
+            Err(_) => "an unparsable address".into(),
+        }
+    }
+
+    /// Checks the URL parses and names PostgreSQL. Messages never quote the URL.
+    fn check(&self) -> Result<(), ConfigError> {
+        let url = url::Url::parse(&self.0).map_err(|e| {
+            err(format!("database.url is not a valid URL ({e}); expected postgres://USER:PASSWORD@HOST:PORT/DB"))
+        })?;
+        if !POSTGRES_SCHEMES.contains(&url.scheme()) {
+            return Err(err(format!(
+                "database.url must start with postgres:// or postgresql://, not {}://",
+                url.scheme()
+            )));
+        }
+        Ok(())
+    }
+}
+
+const POSTGRES_SCHEMES: [&str; 2] = ["postgres", "postgresql"];
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("DatabaseUrl(unset)")
+        } else {
+            write!(f, "DatabaseUrl({})", self.redacted())
+        }
+    }
+}
+
+/// Which database the configuration names: what `Db::open` opens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    /// `database.path`: a file, or `:memory:`.
+    Sqlite { path: String },
+    /// `database.url`.
+    Postgres { url: DatabaseUrl },
+}
+
+impl fmt::Display for DatabaseTarget {
+    /// The file name, or the URL without its password: fit for logs and messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DatabaseTarget::Sqlite { path } => f.write_str(path),
+            DatabaseTarget::Postgres { url } => write!(f, "{url}"),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// PostgreSQL when `database.url` is set, else SQLite at `database.path`.
+    pub fn target(&self) -> DatabaseTarget {
+        if self.url.is_empty() {
+            DatabaseTarget::Sqlite { path: self.path.clone() }
+        } else {
+            DatabaseTarget::Postgres { url: self.url.clone() }
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.url.is_empty() {
+            if self.path.is_empty() {
+                return Err(err("database.path must not be empty"));
+            }
+            return Ok(());
+        }
+        self.url.check()?;
+        if self.path == ":memory:" {
+            return Err(err(
+                "database.path = \":memory:\" has no meaning with database.url (PostgreSQL): \
+                 leave database.path unset, or database.url empty for SQLite",
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self { listen: "127.0.0.1:8080".into(), log_format: LogFormat::Text }
@@ -116,7 +281,12 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { path: "data/sessiond.db".into(), pool_size: 8, synchronous: Synchronous::Full }
+        Self {
+            path: "data/sessiond.db".into(),
+            url: DatabaseUrl::default(),
+            pool_size: 8,
+            synchronous: Synchronous::Full,
+        }
     }
 }
 
@@ -191,7 +361,14 @@ impl Config {
         }
         let warnings = apply_env(&mut table, env)?;
         if let Some(db) = &flags.database {
-            set(&mut table, "database", "path", toml::Value::String(db.clone()));
+            // `--database` names the whole database: a URL moves it to PostgreSQL, a path
+            // (or `:memory:`) to SQLite, whatever the file or environment said.
+            if DatabaseUrl::looks_like_url(db) {
+                set(&mut table, "database", "url", toml::Value::String(db.clone()));
+            } else {
+                set(&mut table, "database", "path", toml::Value::String(db.clone()));
+                set(&mut table, "database", "url", toml::Value::String(String::new()));
+            }
         }
         if let Some(listen) = &flags.listen {
             set(&mut table, "server", "listen", toml::Value::String(listen.clone()));
@@ -206,9 +383,7 @@ impl Config {
     /// an upper bound too, so no later time arithmetic can overflow.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_listen(&self.server.listen)?;
-        if self.database.path.is_empty() {
-            return Err(err("database.path must not be empty"));
-        }
+        self.database.validate()?;
         in_range("database.pool_size", i64::from(self.database.pool_size), 1, MAX_POOL_SIZE)?;
         let secret = self.auth.jwt_secret.expose();
         if !secret.is_empty() && secret.len() < MIN_JWT_SECRET_BYTES {
@@ -493,5 +668,76 @@ mod tests {
     fn missing_explicit_file_is_an_error() {
         let e = load_with(None, &[]).err().map(|e| e.0).unwrap_or_default();
         assert!(e.contains("--config"));
+    }
+
+    fn load_flags(env: &[(&str, &str)], database: Option<&str>) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let flags = FlagOverrides { database: database.map(str::to_owned), listen: None };
+        let source = Source::Explicit(PathBuf::from("/dev/null"));
+        Config::load(&source, env, &flags).map(|(c, _)| c)
+    }
+
+    const URL: &str = "postgres://sessiond:hunter2-secret@db.example:5433/sessiond";
+
+    #[test]
+    fn database_url_password_is_redacted_in_display_debug_and_target() {
+        let url = DatabaseUrl::new(URL);
+        assert_eq!(url.redacted(), "postgres://sessiond:***@db.example:5433/sessiond");
+        assert_eq!(url.to_string(), url.redacted());
+        assert_eq!(url.host(), "db.example:5433");
+        let c = load_flags(&[("SESSIOND_DATABASE_URL", URL)], None).map_err(|e| e.0);
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        let shown = format!("{c:?} {} {:?}", c.database.target(), c.database.target());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("postgres://sessiond:***@db.example:5433/sessiond"), "{shown}");
+        assert_eq!(c.database.target(), DatabaseTarget::Postgres { url: url.clone() });
+        assert_eq!(c.database.url.expose(), URL, "the client gets the real URL");
+        // libpq also takes the password as a query parameter.
+        let q = DatabaseUrl::new("postgresql://u@h/db?sslmode=require&password=hunter2-secret");
+        assert_eq!(q.redacted(), "postgresql://u@h/db?sslmode=require&password=***");
+        // A URL that cannot be parsed shows nothing past its scheme.
+        let bad = DatabaseUrl::new("postgres://u:hunter2-secret@[bad/db");
+        assert!(!bad.redacted().contains("hunter2"), "{}", bad.redacted());
+        assert!(!format!("{bad:?}").contains("hunter2"));
+        // Serialising (only ever of the defaults) writes nothing.
+        let rendered = toml::to_string(&c).unwrap_or_default();
+        assert!(!rendered.contains("hunter2") && rendered.contains("url = \"\""), "{rendered}");
+    }
+
+    #[test]
+    fn database_flag_with_a_postgres_scheme_sets_the_url_and_a_path_clears_it() {
+        for url in [URL, "postgresql://u@localhost/db", "POSTGRES://u@localhost/db"] {
+            let c = load_flags(&[], Some(url)).map_err(|e| e.0);
+            let c = c.unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(c.database.url.expose(), url);
+            assert_eq!(c.database.path, DatabaseConfig::default().path, "path untouched");
+            assert!(matches!(c.database.target(), DatabaseTarget::Postgres { .. }));
+        }
+        let c = load_flags(&[("SESSIOND_DATABASE_URL", URL)], Some("/tmp/x.db")).map_err(|e| e.0);
+        let c = c.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.database.target(), DatabaseTarget::Sqlite { path: "/tmp/x.db".into() });
+        let c = load_flags(&[], None).map_err(|e| e.0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.database.target(), DatabaseTarget::Sqlite { path: "data/sessiond.db".into() });
+    }
+
+    #[test]
+    fn database_url_errors_name_the_key_and_never_the_password() {
+        let cases = [
+            ("mysql://u:hunter2-secret@h/db", "postgres://"),
+            ("http://u:hunter2-secret@h/db", "not http://"),
+            ("postgres://u:hunter2-secret@h:99999/db", "not a valid URL"),
+            ("not a url hunter2-secret", "not a valid URL"),
+        ];
+        for (url, needle) in cases {
+            let e = load_flags(&[("SESSIOND_DATABASE_URL", url)], None).err().map(|e| e.0);
+            let e = e.unwrap_or_default();
+            assert!(e.contains("database.url") && e.contains(needle), "{url}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        }
+        let e = load_flags(&[("SESSIOND_DATABASE_PATH", ":memory:")], Some(URL)).err();
+        let e = e.map(|e| e.0).unwrap_or_default();
+        assert!(e.contains(":memory:") && e.contains("database.url"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 }

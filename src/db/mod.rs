@@ -17,6 +17,7 @@
 pub mod accounts;
 pub mod audit_events;
 pub mod backup;
+pub mod login_failures;
 pub mod maintenance;
 mod pg;
 mod pool;

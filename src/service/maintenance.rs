@@ -1,5 +1,5 @@
 //! Day-2 housekeeping: pruning old refresh tokens (the `prune` command and the server's
-//! hourly run), keeping the metrics registry tidy, and online backups.
+//! hourly run, which also deletes the login throttle's closed windows), keeping the metrics registry tidy, and online backups.
 //!
 //! # What the prune deletes
 //!
@@ -200,6 +200,17 @@ pub async fn prune_periodically(
                 tracing::info!(deleted, ms, retention_days = retention, "pruned refresh tokens");
             }
             Err(e) => tracing::error!(error = format!("{e:#}"), "prune failed"),
+        }
+        // The login throttle's rows whose window has closed (auth::throttle).
+        let run = state.login_throttle.prune(state.clock.now());
+        let result = tokio::select! {
+            () = stop.cancelled() => return,
+            result = run => result,
+        };
+        match result {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "pruned closed login-failure windows"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "login-failure prune failed"),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod users;
 
 use uuid::Uuid;
 
+use crate::auth::throttle::BeginError;
 use crate::db::DbError;
 use crate::policy::PolicyError;
 use crate::revocation::Reason;
@@ -106,6 +107,17 @@ impl From<DbError> for Error {
             DbError::Conflict(msg) => Error::Conflict(msg),
             DbError::Unavailable(e) => Error::Unavailable(e),
             DbError::Other(e) => Error::Internal(e),
+        }
+    }
+}
+
+impl From<BeginError> for Error {
+    fn from(e: BeginError) -> Self {
+        match e {
+            BeginError::Throttled(t) => {
+                Error::TooManyAttempts { retry_after_seconds: t.retry_after_seconds }
+            }
+            BeginError::Db(e) => e.into(),
         }
     }
 }

@@ -52,15 +52,18 @@ pub async fn login(
     now: DateTime<Utc>,
 ) -> Result<TokenPair, Error> {
     let email = normalize_email(email);
-    let attempt = state
-        .login_throttle
-        .begin(&email, client.ip.as_deref(), now)
-        .await
-        .map_err(|t| Error::TooManyAttempts { retry_after_seconds: t.retry_after_seconds })?;
+    let attempt = state.login_throttle.begin(&email, client.ip.as_deref(), now).await?;
     let result = authenticate(state, email, password, client, now).await;
     match &result {
-        Ok(_) => attempt.succeeded(),
-        Err(Error::InvalidCredentials) => attempt.failed(now),
+        Ok(_) => {
+            // The session exists already: a failure to forget old failures must not
+            // take it back. They stay counted until the next success or their window ends.
+            if let Err(e) = attempt.succeeded().await {
+                tracing::error!(error = format!("{e:#}"), "could not clear the login failures");
+            }
+        }
+        // Not counted, not answered: a failure that cannot be counted must not be free.
+        Err(Error::InvalidCredentials) => attempt.failed(now).await?,
         Err(_) => {}
     }
     result

@@ -155,10 +155,10 @@ pub fn test_config() -> Config {
     backend_name();
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".into();
-    c.database.path = match pg_url() {
-        Some(url) => fresh_pg_schema(&url),
-        None => ":memory:".into(),
-    };
+    match pg_url() {
+        Some(url) => c.database.url = sessiond::config::DatabaseUrl::new(fresh_pg_schema(&url)),
+        None => c.database.path = ":memory:".into(),
+    }
     c.testing.clock_control = true;
     c
 }
@@ -197,7 +197,7 @@ impl TestApp {
         for (i, p) in params.iter().enumerate().rev() {
             text = text.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
         }
-        let target = &self.state.config.database.path;
+        let target = &self.db_target();
         if target.starts_with("postgres") {
             return with_pg(target, |c| {
                 let mut rows = Vec::new();
@@ -236,7 +236,7 @@ impl TestApp {
         for (i, p) in params.iter().enumerate().rev() {
             text = text.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
         }
-        let target = self.state.config.database.path.clone();
+        let target = self.db_target();
         if target.starts_with("postgres") {
             return with_pg(&target, |c| c.batch_execute(&text).map_err(|e| format!("{e:?}")));
         }
@@ -254,6 +254,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config();
         config.database.path = dir.path().join("sessiond.db").to_string_lossy().into_owned();
+        config.database.url = Default::default();
         adjust(&mut config);
         Self::spawn_config(config, dir).await
     }
@@ -268,6 +269,12 @@ impl TestApp {
             let _ = rx.await;
         }));
         TestApp { base, client: reqwest::Client::new(), state, _dir: dir, shutdown: Some(tx) }
+    }
+
+    /// The database: its file (or `:memory:`), or its PostgreSQL URL.
+    pub fn db_target(&self) -> String {
+        let d = &self.state.config.database;
+        if d.url.is_empty() { d.path.clone() } else { d.url.expose().to_owned() }
     }
 
     pub fn db_path(&self) -> PathBuf {

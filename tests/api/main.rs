@@ -17,6 +17,7 @@ mod backup;
 mod cli;
 mod concurrency;
 mod crash;
+mod database_url;
 mod hostile;
 mod http;
 mod logging;
