@@ -1,12 +1,11 @@
 //! `login_failures`: the login throttle's counts, one row per (email, client address)
 //! pair that has failures in its current window. The rules are in `auth::throttle`; each
 //! attempt costs one statement here, and none of them is held open while a password is
-//! hashed.
+//! hashed. Every statement is the same text on SQLite and PostgreSQL.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::{OptionalExtension, params};
 
-use super::{DbError, Tx, column, to_ms};
+use super::{DbError, Row, Tx, to_ms};
 
 /// A pair's failures in its current window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,18 +15,16 @@ pub struct Failures {
     pub window_start: DateTime<Utc>,
 }
 
+fn failures(r: &Row<'_>) -> Result<Failures, DbError> {
+    Ok(Failures { failures: r.i64(0)?, window_start: r.time(1)? })
+}
+
 pub const FIND_SQL: &str =
     "SELECT failures, window_start_ms FROM login_failures WHERE pair_key = ?1";
 
 /// The pair's row, if it has one (its window may have closed since).
 pub fn find(tx: &Tx<'_>, pair_key: &str) -> Result<Option<Failures>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(FIND_SQL)?
-        .query_row([pair_key], |r| {
-            Ok(Failures { failures: r.get(0)?, window_start: column::time(r, 1)? })
-        })
-        .optional()?)
+    tx.query_opt(FIND_SQL, &[&pair_key], failures)
 }
 
 /// One failure more within a window still open at `?4` (the instant one window before
@@ -53,27 +50,19 @@ pub fn record(
     window: TimeDelta,
 ) -> Result<Failures, DbError> {
     let opened_after = to_ms(now) - window.num_milliseconds();
-    Ok(tx
-        .conn()
-        .prepare_cached(RECORD_SQL)?
-        .query_row(params![pair_key, email_key, to_ms(now), opened_after], |r| {
-            Ok(Failures { failures: r.get(0)?, window_start: column::time(r, 1)? })
-        })?)
+    tx.query_one(RECORD_SQL, &[&pair_key, &email_key, &to_ms(now), &opened_after], failures)
 }
 
 /// Forgets the pair's failures (a successful login). Returns the rows deleted (0 or 1).
 pub fn clear(tx: &Tx<'_>, pair_key: &str) -> Result<usize, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached("DELETE FROM login_failures WHERE pair_key = ?1")?
-        .execute([pair_key])?)
+    tx.execute("DELETE FROM login_failures WHERE pair_key = ?1", &[&pair_key])
 }
 
 pub const CLEAR_EMAIL_SQL: &str = "DELETE FROM login_failures WHERE email_key = ?1";
 
 /// Forgets the email's failures from every address (`sessiond user unlock`).
 pub fn clear_email(tx: &Tx<'_>, email_key: &str) -> Result<usize, DbError> {
-    Ok(tx.conn().execute(CLEAR_EMAIL_SQL, [email_key])?)
+    tx.execute(CLEAR_EMAIL_SQL, &[&email_key])
 }
 
 pub const DELETE_CLOSED_SQL: &str = "DELETE FROM login_failures WHERE pair_key IN
@@ -88,14 +77,11 @@ pub fn delete_closed(
     limit: usize,
 ) -> Result<usize, DbError> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    Ok(tx
-        .conn()
-        .prepare_cached(DELETE_CLOSED_SQL)?
-        .execute(params![to_ms(opened_before), limit])?)
+    tx.execute(DELETE_CLOSED_SQL, &[&to_ms(opened_before), &limit])
 }
 
-/// How many pairs have a row (for tests and the metrics).
+/// How many pairs have a row (for tests).
 pub fn count(tx: &Tx<'_>) -> Result<u64, DbError> {
-    let n: i64 = tx.conn().query_row("SELECT COUNT(*) FROM login_failures", [], |r| r.get(0))?;
+    let n = tx.query_one("SELECT COUNT(*) FROM login_failures", &[], |r| r.i64(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }

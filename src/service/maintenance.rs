@@ -95,9 +95,7 @@ where
         let (chunk, delete) = (chunk.to_vec(), delete.clone());
         let started = std::time::Instant::now();
         let n = db
-            .write(move |tx| {
-                chunk.into_iter().map(|rowid| delete(tx, rowid)).sum::<Result<u64, _>>()
-            })
+            .write(move |tx| chunk.iter().map(|&rowid| delete(tx, rowid)).sum::<Result<u64, _>>())
             .await?;
         // Counted as each chunk commits: a prune stopped by a shutdown still shows.
         db.metrics().pruned(n);

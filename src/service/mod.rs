@@ -93,6 +93,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached now (PostgreSQL gone away); worth trying again.
+    #[error("the database is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -102,6 +105,7 @@ impl From<DbError> for Error {
         match e {
             DbError::NotFound => Error::NotFound("not_found".into()),
             DbError::Conflict(msg) => Error::Conflict(msg),
+            DbError::Unavailable(e) => Error::Unavailable(e),
             DbError::Other(e) => Error::Internal(e),
         }
     }

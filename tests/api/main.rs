@@ -25,6 +25,7 @@ mod metrics;
 mod openapi;
 mod password;
 mod policy;
+mod postgres;
 mod preview;
 mod prune;
 mod reasons;
