@@ -126,14 +126,14 @@ impl App {
 /// Opens (and migrates) the configured database off the async threads.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let d = &config.database;
-    // The URL with its password goes to the database client only; `Db::open_with`
-    // names a PostgreSQL database as `user@host:port/db` in every error.
-    let path = match d.target() {
+    // `Db::open_with` tells the backends apart by the URL's scheme; the configuration
+    // keeps a URL only in `database.url`, whose password never prints.
+    let target = match d.target() {
         DatabaseTarget::Sqlite { path } => path,
         DatabaseTarget::Postgres { url } => url.expose().to_owned(),
     };
     let (size, synchronous) = (d.pool_size, d.synchronous);
-    Ok(tokio::task::spawn_blocking(move || Db::open_with(&path, size, synchronous))
+    Ok(tokio::task::spawn_blocking(move || Db::open_with(&target, size, synchronous))
         .await
         .context("opening the database")??)
 }

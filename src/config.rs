@@ -256,6 +256,13 @@ impl DatabaseConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        if DatabaseUrl::looks_like_url(&self.path) {
+            // Only `database.url` is kept out of logs and `Debug`: a URL goes there.
+            return Err(err(
+                "database.path holds a URL: set database.url (SESSIOND_DATABASE_URL, or \
+                 --database URL) instead",
+            ));
+        }
         if self.url.is_empty() {
             if self.path.is_empty() {
                 return Err(err("database.path must not be empty"));

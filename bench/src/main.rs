@@ -3,7 +3,8 @@
 //! Builds the release `sessiond` (or takes `--server PATH`), starts the real binary on
 //! loopback against database files it seeds itself, and runs the seven scenarios: refresh
 //! throughput and latency, the in-process ceiling, bulk revoke, policy reads and writes,
-//! cold start, memory, and login. Prints the Markdown block of docs/PERFORMANCE.md on
+//! cold start, memory, and login; with `--postgres URL`, an eighth on PostgreSQL (issue
+//! 12). Prints the Markdown block of docs/PERFORMANCE.md on
 //! stdout (progress goes to stderr) and writes every figure to a JSON file.
 //!
 //! The load generator runs on one thread (a current-thread runtime), so it takes as
@@ -26,7 +27,9 @@ use clap::Parser;
 
 use crate::machine::Machine;
 use crate::report::Results;
-use crate::scenarios::{Bench, Sync, ceiling, cold_start, login, policy, refresh, revoke};
+use crate::scenarios::{
+    Bench, Sync, ceiling, cold_start, login, policy, postgres, refresh, revoke,
+};
 use crate::sizes::Sizes;
 
 #[derive(Debug, Parser)]
@@ -53,9 +56,14 @@ struct Args {
     /// (docs/PERFORMANCE.md).
     #[arg(long, value_name = "FILE")]
     update_doc: Option<PathBuf>,
-    /// Run only these scenarios (numbers 1-7, comma-separated). For development.
+    /// Run only these scenarios (numbers 1-8, comma-separated). For development.
     #[arg(long, value_delimiter = ',', value_name = "N,…")]
     only: Vec<u8>,
+    /// Also run scenario 8 on PostgreSQL: a server where the bench may create a scratch
+    /// database (dropped at the end), e.g. `bash .ci/postgres` and
+    /// `--postgres "$SESSIOND_TEST_DATABASE_URL"`. Never printed.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -109,6 +117,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         cold_start: vec![],
         memory: vec![],
         login: None,
+        postgres: None,
         targets: vec![],
         errors: 0,
     };
@@ -148,6 +157,12 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     if want(3) {
         progress("3. bulk revoke");
         results.revoke = revoke::run(&bench).await?;
+    }
+    if let Some(url) = &args.postgres
+        && want(8)
+    {
+        progress("8. PostgreSQL (refresh with 1 and 3 processes, bulk revoke)");
+        results.postgres = Some(postgres::run(&bench, url).await?);
     }
 
     results.machine.load_after = machine::load_average();

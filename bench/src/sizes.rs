@@ -28,6 +28,11 @@ pub struct Sizes {
     /// Refreshing clients alongside the login storm (and in its baseline).
     pub storm_refreshers: usize,
     pub storm: Phases,
+    /// Scenario 8 (PostgreSQL, with `--postgres`): server processes on one database for
+    /// each refresh run, the clients of those runs, and the tokens of the revoke.
+    pub pg_processes: Vec<usize>,
+    pub pg_clients: usize,
+    pub pg_revoke_tokens: usize,
 }
 
 impl Sizes {
@@ -48,6 +53,9 @@ impl Sizes {
             login: phases(1.0, 8.0),
             storm_refreshers: 4,
             storm: phases(1.0, 8.0),
+            pg_processes: vec![1, 3],
+            pg_clients: 16,
+            pg_revoke_tokens: 10_000,
         }
     }
 
@@ -68,6 +76,9 @@ impl Sizes {
             login: phases(0.2, 0.5),
             storm_refreshers: 2,
             storm: phases(0.2, 0.5),
+            pg_processes: vec![1, 3],
+            pg_clients: 16,
+            pg_revoke_tokens: 1_000,
         }
     }
 }

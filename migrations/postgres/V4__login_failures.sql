@@ -1,12 +1,11 @@
--- sessiond schema, version 4 (PostgreSQL): the login throttle's counts, kept in the
--- database. As migrations/sqlite/V4__login_failures.sql, with BIGINT for the integers.
+-- sessiond schema, version 4 (PostgreSQL): the login throttle's counts. As
+-- migrations/sqlite/V4__login_failures.sql, with BIGINT for the integers.
 
--- Failed logins per (email, client address), the login throttle's counts. Kept in the
--- database, so every process counts the same failures, a restart forgets nothing, and
--- `sessiond user unlock` can lift a lockout for a running server.
+-- Failed logins per (email, client address). Kept in the database, so every process
+-- counts the same failures, a restart forgets nothing, and `sessiond user unlock` can
+-- lift a lockout for a running server.
 CREATE TABLE login_failures (
-    -- Hex SHA-256 of the client address and the normalised email: a fixed size whatever
-    -- the email, and no address or email stored in clear.
+    -- Hex SHA-256 of the client address and the normalised email.
     pair_key        TEXT PRIMARY KEY NOT NULL,
     -- Hex SHA-256 of the normalised email alone: `user unlock` clears every address.
     email_key       TEXT NOT NULL,

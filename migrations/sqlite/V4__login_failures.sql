@@ -1,4 +1,4 @@
--- sessiond schema, version 4: the login throttle's counts, kept in the database (on
+-- sessiond schema, version 4 (SQLite): the login throttle's counts, kept in the database (on
 -- SQLite and PostgreSQL alike). Written to be portable: the PostgreSQL twin differs only
 -- in column types (BIGINT for the integers) and has no STRICT.
 

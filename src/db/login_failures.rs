@@ -1,10 +1,11 @@
 //! `login_failures`: the login throttle's counts, one row per (email, client address)
 //! pair that has failures in its current window. The rules are in `auth::throttle`; each
 //! attempt costs one statement here, and none of them is held open while a password is
-//! hashed.
+//! hashed. Every statement is the same text on SQLite and PostgreSQL.
+
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::{DbError, Row, Tx, to_ms};
-use chrono::{DateTime, TimeDelta, Utc};
 
 /// A pair's failures in its current window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,16 +15,16 @@ pub struct Failures {
     pub window_start: DateTime<Utc>,
 }
 
-pub const FIND_SQL: &str =
-    "SELECT failures, window_start_ms FROM login_failures WHERE pair_key = ?1";
-
-fn failures_from_row(r: &Row<'_>) -> Result<Failures, DbError> {
+fn failures(r: &Row<'_>) -> Result<Failures, DbError> {
     Ok(Failures { failures: r.i64(0)?, window_start: r.time(1)? })
 }
 
+pub const FIND_SQL: &str =
+    "SELECT failures, window_start_ms FROM login_failures WHERE pair_key = ?1";
+
 /// The pair's row, if it has one (its window may have closed since).
 pub fn find(tx: &Tx<'_>, pair_key: &str) -> Result<Option<Failures>, DbError> {
-    tx.query_opt(FIND_SQL, &[&pair_key], failures_from_row)
+    tx.query_opt(FIND_SQL, &[&pair_key], failures)
 }
 
 /// One failure more within a window still open at `?4` (the instant one window before
@@ -49,11 +50,7 @@ pub fn record(
     window: TimeDelta,
 ) -> Result<Failures, DbError> {
     let opened_after = to_ms(now) - window.num_milliseconds();
-    tx.query_one(
-        RECORD_SQL,
-        &[&pair_key, &email_key, &to_ms(now), &opened_after],
-        failures_from_row,
-    )
+    tx.query_one(RECORD_SQL, &[&pair_key, &email_key, &to_ms(now), &opened_after], failures)
 }
 
 /// Forgets the pair's failures (a successful login). Returns the rows deleted (0 or 1).
@@ -83,7 +80,7 @@ pub fn delete_closed(
     tx.execute(DELETE_CLOSED_SQL, &[&to_ms(opened_before), &limit])
 }
 
-/// How many pairs have a row (for tests and the metrics).
+/// How many pairs have a row (for tests).
 pub fn count(tx: &Tx<'_>) -> Result<u64, DbError> {
     let n = tx.query_one("SELECT COUNT(*) FROM login_failures", &[], |r| r.i64(0))?;
     Ok(u64::try_from(n).unwrap_or(0))

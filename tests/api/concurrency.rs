@@ -293,7 +293,7 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
         0,
         "a rotation whose successor is missing"
     );
-    let store = Store::open(&app.db_target());
+    let store = Store::open(&crate::helpers::db_target(&app.state.config));
     assert_tokens_and_rotations_kept(&store, &rec.issued, &rec.rotations);
     let row = |token: &str| stored_token(&store, token);
     // A chain's own refresher was refused only after a revoke, never by a lost rotation.

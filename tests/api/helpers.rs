@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessiond::auth::Role;
 use sessiond::auth::password::hash_blocking;
+use sessiond::config::{DatabaseTarget, DatabaseUrl};
 use sessiond::state::AppState;
 use sessiond::{App, Config};
 use tempfile::TempDir;
@@ -149,6 +150,15 @@ pub fn fresh_pg_schema(url: &str) -> String {
     format!("{url}{sep}options=-csearch_path%3D{schema}")
 }
 
+/// The database a configuration names, as `Db::open` takes it: the file (or `:memory:`),
+/// or the PostgreSQL URL (with its password: for the tests' own connections only).
+pub fn db_target(config: &Config) -> String {
+    match config.database.target() {
+        DatabaseTarget::Sqlite { path } => path,
+        DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+    }
+}
+
 /// A config for tests: loopback on any port, test clock on, and a private database: in
 /// memory, or a fresh schema on PostgreSQL when `SESSIOND_TEST_DATABASE_URL` is set.
 pub fn test_config() -> Config {
@@ -156,7 +166,7 @@ pub fn test_config() -> Config {
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".into();
     match pg_url() {
-        Some(url) => c.database.url = sessiond::config::DatabaseUrl::new(fresh_pg_schema(&url)),
+        Some(url) => c.database.url = DatabaseUrl::new(fresh_pg_schema(&url)),
         None => c.database.path = ":memory:".into(),
     }
     c.testing.clock_control = true;
@@ -197,7 +207,7 @@ impl TestApp {
         for (i, p) in params.iter().enumerate().rev() {
             text = text.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
         }
-        let target = &self.db_target();
+        let target = &db_target(&self.state.config);
         if target.starts_with("postgres") {
             return with_pg(target, |c| {
                 let mut rows = Vec::new();
@@ -236,7 +246,7 @@ impl TestApp {
         for (i, p) in params.iter().enumerate().rev() {
             text = text.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
         }
-        let target = self.db_target();
+        let target = db_target(&self.state.config);
         if target.starts_with("postgres") {
             return with_pg(&target, |c| c.batch_execute(&text).map_err(|e| format!("{e:?}")));
         }
@@ -254,7 +264,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config();
         config.database.path = dir.path().join("sessiond.db").to_string_lossy().into_owned();
-        config.database.url = Default::default();
+        config.database.url = DatabaseUrl::default();
         adjust(&mut config);
         Self::spawn_config(config, dir).await
     }
@@ -269,12 +279,6 @@ impl TestApp {
             let _ = rx.await;
         }));
         TestApp { base, client: reqwest::Client::new(), state, _dir: dir, shutdown: Some(tx) }
-    }
-
-    /// The database: its file (or `:memory:`), or its PostgreSQL URL.
-    pub fn db_target(&self) -> String {
-        let d = &self.state.config.database;
-        if d.url.is_empty() { d.path.clone() } else { d.url.expose().to_owned() }
     }
 
     pub fn db_path(&self) -> PathBuf {

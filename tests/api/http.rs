@@ -161,7 +161,7 @@ async fn a_database_failure_is_a_bare_internal_error_and_rolls_back() {
     app.try_sql("ALTER TABLE audit_events RENAME TO audit_events_gone", &[]).unwrap();
     let r = app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 30})).await;
     r.assert(500, "internal_error");
-    let target = app.db_target();
+    let target = crate::helpers::db_target(&app.state.config);
     for leak in ["audit_events", "sqlite", "postgres", "SQL", "/tmp", &target] {
         assert!(!r.text.contains(leak), "500 leaks {leak:?}: {}", r.text);
     }

@@ -267,7 +267,7 @@ async fn unlock_lifts_a_lockout_at_once_and_is_audited() {
 /// backend the harness gives the first.
 #[tokio::test]
 async fn two_servers_on_one_database_share_the_counts() {
-    let a = TestApp::spawn_on_file_with(|c| c.auth.max_failed_logins = 3).await;
+    let a = TestApp::spawn_inspectable_with(|c| c.auth.max_failed_logins = 3).await;
     let b = TestApp::spawn_config((*a.state.config).clone(), tempfile::tempdir().unwrap()).await;
     let t = a.tenant("Acme").await;
     a.try_login(&t.owner.email, "wrong password").await.assert(401, "invalid_credentials");

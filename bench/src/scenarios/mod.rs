@@ -1,10 +1,11 @@
-//! The seven scenarios of issue 3. Each takes the shared [`Bench`] context and answers
+//! The seven scenarios of issue 3, and the PostgreSQL one of issue 12. Each takes the shared [`Bench`] context and answers
 //! its figures (see `report.rs`); none asserts a target: the report does the comparing.
 
 pub mod ceiling;
 pub mod cold_start;
 pub mod login;
 pub mod policy;
+pub mod postgres;
 pub mod refresh;
 pub mod revoke;
 
