@@ -284,6 +284,9 @@ impl Tx<'_> {
     }
 }
 
+/// A claim from [`Db::try_lease`], given up when dropped.
+pub struct Lease(#[allow(dead_code)] Option<pg::PgLease>);
+
 /// How many times a transaction is run in all when PostgreSQL reports a serialization
 /// failure or deadlock (or loses the connection before the commit).
 const MAX_ATTEMPTS: u32 = 12;
@@ -332,6 +335,26 @@ impl Db {
         // The permit travels with the work: it is released when the transaction has ended
         // (committed or rolled back), even if the request that asked for it has gone away.
         self.run(true, permit, f).await
+    }
+
+    /// Claims the housekeeping called `name` for this process, if no other process of the
+    /// deployment holds it: `None` means another one is doing it now. On PostgreSQL an
+    /// advisory lock, held (on a connection of its own) until the [`Lease`] is dropped;
+    /// SQLite has one server per file and nothing to claim.
+    pub async fn try_lease(&self, name: &'static str) -> Result<Option<Lease>, DbError> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(Some(Lease(None)));
+        }
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || match db.connection()? {
+            pool::Conn::Pg(conn) => {
+                let lease = pg::PgLease::try_take(conn, name).map_err(|e| pg::classify(e).0)?;
+                Ok(lease.map(|l| Lease(Some(l))))
+            }
+            pool::Conn::Sqlite(_) => Ok(Some(Lease(None))),
+        })
+        .await
+        .map_err(|e| DbError::Other(anyhow::Error::new(e).context("taking a lease")))?
     }
 
     /// Answers once the database does.

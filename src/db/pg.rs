@@ -363,3 +363,48 @@ fn io_error(e: &postgres::Error) -> bool {
     }
     false
 }
+
+/// A claim on work that one process of a deployment should do at a time (the hourly
+/// prune): a session-level advisory lock, held on a pooled connection of its own until
+/// the lease is dropped. If that connection dies, the server releases the lock.
+pub(crate) struct PgLease {
+    conn: Option<PooledConnection<Manager>>,
+    name: &'static str,
+}
+
+/// The advisory-lock key of `name` in the current schema (two deployments in two schemas
+/// of one database do not hold up each other).
+const LEASE_KEY: &str = "hashtext('sessiond lease ' || $1 || ' ' || current_schema())";
+
+impl PgLease {
+    /// Takes the lease if no other session holds it. Blocking.
+    pub(super) fn try_take(
+        mut conn: PooledConnection<Manager>,
+        name: &'static str,
+    ) -> Result<Option<PgLease>, postgres::Error> {
+        let got: bool = conn
+            .client
+            .query_one(&format!("SELECT pg_try_advisory_lock({LEASE_KEY})"), &[&name])?
+            .get(0);
+        Ok(got.then_some(PgLease { conn: Some(conn), name }))
+    }
+}
+
+impl Drop for PgLease {
+    /// Unlocks and gives the connection back, on a blocking thread (a client must not be
+    /// dropped on an async one).
+    fn drop(&mut self) {
+        let (Some(mut conn), name) = (self.conn.take(), self.name) else { return };
+        let release = move || {
+            let sql = format!("SELECT pg_advisory_unlock({LEASE_KEY})");
+            if let Err(e) = conn.client.execute(&sql, &[&name]) {
+                tracing::debug!(error = %e, "releasing the {name} lease (the server does on disconnect)");
+            }
+            drop(conn);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(release)),
+            Err(_) => release(),
+        }
+    }
+}

@@ -300,3 +300,38 @@ fn postgres_revokes_use_the_indexes_not_a_sequential_scan() {
     drop(db);
     let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE"));
 }
+
+/// PostgreSQL only: the prune's lease is held by one process of a deployment at a time
+/// (two pools on one schema stand for two processes), and free again once dropped.
+#[tokio::test]
+async fn postgres_a_lease_is_held_by_one_process_at_a_time() {
+    let Some(url) = std::env::var("SESSIOND_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: needs a PostgreSQL server (SESSIOND_TEST_DATABASE_URL)");
+        return;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let scoped = format!("{url}{sep}options=-csearch_path%3D{schema}");
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+        admin.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("schema");
+        (Db::open(&scoped, 2).expect("open a"), Db::open(&scoped, 2).expect("open b"))
+    })
+    .await
+    .expect("open");
+    let held = a.try_lease("prune").await.expect("lease").expect("free at first");
+    assert!(b.try_lease("prune").await.expect("lease").is_none(), "held by the other");
+    assert!(b.try_lease("other work").await.expect("lease").is_some(), "per name");
+    drop(held);
+    let mut again = None;
+    for _ in 0..100 {
+        // Released on a blocking thread: a moment later.
+        again = b.try_lease("prune").await.expect("lease");
+        if again.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(again.is_some(), "free once dropped");
+}

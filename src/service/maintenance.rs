@@ -186,6 +186,19 @@ pub async fn prune_periodically(
             () = tokio::time::sleep(wait) => {}
         }
         wait = every;
+        // One process of a deployment prunes at a time (PostgreSQL: an advisory lock);
+        // the others skip this round.
+        let _lease = match state.db.try_lease("prune").await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tracing::debug!("another process is pruning; skipping this round");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "prune failed");
+                continue;
+            }
+        };
         let (db, bounds) = (&state.db, state.bounds);
         let retention = state.config.session.retention_days;
         let started = std::time::Instant::now();

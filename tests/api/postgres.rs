@@ -406,3 +406,43 @@ fn an_unreachable_database_at_start_exits_1_naming_the_host_not_the_password() {
     out.assert_fails(1, &format!("127.0.0.1:{port}"));
     assert!(!out.stderr.contains("hunter2secret"), "{out:?}");
 }
+
+/// The start-up checks of a SQLite file, where they apply on PostgreSQL: a schema that
+/// holds another application's tables, or one migrated by a newer sessiond, is refused
+/// with exit 1 and one line, and left as it was.
+#[test]
+fn a_foreign_or_newer_schema_is_refused_and_left_as_it_was() {
+    let Some(base) = pg() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let foreign = fresh_pg_schema(&base);
+    with_pg(&foreign, |c| c.batch_execute("CREATE TABLE orders (id BIGINT)").unwrap());
+    let out = run(dir.path(), &["migrate", "--database", &foreign], &[], None);
+    out.assert_fails(1, "another application");
+    let tables: i64 = with_pg(&foreign, |c| {
+        c.query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = current_schema()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    });
+    assert_eq!(tables, 1, "nothing added");
+
+    let newer = fresh_pg_schema(&base);
+    run(dir.path(), &["migrate", "--database", &newer], &[], None).assert_ok();
+    with_pg(&newer, |c| {
+        c.batch_execute(
+            "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+             VALUES (999, 'future', '2030-01-01T00:00:00Z', '1')",
+        )
+        .unwrap()
+    });
+    let out = run_within(
+        dir.path(),
+        &["serve", "--database", &newer, "--listen", "127.0.0.1:0"],
+        &[],
+        None,
+        Duration::from_secs(20),
+    );
+    out.assert_fails(1, "newer");
+}
