@@ -742,6 +742,11 @@ mod tests {
             assert!(!e.contains("hunter2"), "{e}");
             assert_eq!(e.lines().count(), 1, "{e}");
         }
+        // A URL in database.path would be printed by Debug: refused, pointing at the key.
+        let e = load_flags(&[("SESSIOND_DATABASE_PATH", URL)], None).err().map(|e| e.0);
+        let e = e.unwrap_or_default();
+        assert!(e.contains("database.path") && e.contains("database.url"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
         let e = load_flags(&[("SESSIOND_DATABASE_PATH", ":memory:")], Some(URL)).err();
         let e = e.map(|e| e.0).unwrap_or_default();
         assert!(e.contains(":memory:") && e.contains("database.url"), "{e}");

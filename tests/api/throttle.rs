@@ -384,3 +384,33 @@ async fn the_hourly_prune_deletes_closed_windows() {
     app.try_login("new@acme.test", "wrong password").await.assert(401, "invalid_credentials");
     assert_eq!(rows().await, 1, "the open window was kept and counted on");
 }
+
+/// Two real server processes on one database (PostgreSQL when the suite runs on it, else
+/// a SQLite file): failures counted by either lock the pair out at both, and one `sessiond
+/// user unlock` lets it in at both.
+#[test]
+fn throttling_is_shared_by_server_processes_and_one_unlock_reaches_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = match crate::helpers::pg_url() {
+        Some(url) => crate::helpers::fresh_pg_schema(&url),
+        None => dir.path().join("s.db").to_str().unwrap().to_owned(),
+    };
+    let (email, password) = ("owner@acme.test", "a-long-password");
+    seed_owner(dir.path(), &target, email, password);
+    let args = ["serve", "--database", &target, "--listen", "127.0.0.1:0"];
+    let env = [("SESSIOND_AUTH_MAX_FAILED_LOGINS", "3")];
+    let a = Server::start(dir.path(), &args, &env);
+    let b = Server::start(dir.path(), &args, &env);
+    for base in [&a.base, &b.base, &a.base] {
+        assert_eq!(blocking_login(base, email, "wrong password"), 401);
+    }
+    assert_eq!(blocking_login(&b.base, email, password), 429, "counted across processes");
+    assert_eq!(blocking_login(&a.base, email, password), 429);
+
+    let unlocked =
+        run(dir.path(), &["user", "unlock", "--email", email, "--database", &target], &[], None);
+    unlocked.assert_ok();
+    assert_eq!(unlocked.json()["cleared"], 1, "{unlocked:?}");
+    assert_eq!(blocking_login(&b.base, email, password), 200, "lifted at b");
+    assert_eq!(blocking_login(&a.base, email, password), 200, "lifted at a");
+}
