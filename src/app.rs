@@ -11,12 +11,12 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::jwt::{Keys, resolve_secret, secret_file_warning};
+use crate::auth::jwt::{Keys, generate_secret, resolve_secret, secret_file_warning};
 use crate::auth::password::Hasher;
 use crate::auth::throttle::LoginThrottle;
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::db::Db;
+use crate::config::{Config, DatabaseTarget};
+use crate::db::{Backend, Db, server_secrets};
 use crate::metrics::Metrics;
 use crate::policy::Bounds;
 use crate::service::maintenance;
@@ -41,12 +41,23 @@ impl App {
         let (secret, warning) = {
             let (configured, path) =
                 (config.auth.jwt_secret.expose().to_owned(), config.database.path.clone());
-            tokio::task::spawn_blocking(move || {
-                resolve_secret(&configured, &path)
-                    .map(|secret| (secret, secret_file_warning(&configured, &path)))
-            })
-            .await
-            .context("loading the JWT secret")??
+            if configured.is_empty() && db.backend() == Backend::Postgres {
+                // Every process of the deployment signs with the same secret: the one kept
+                // in the database, created by the first to start.
+                let candidate = generate_secret();
+                let secret = db
+                    .write(move |tx| server_secrets::get_or_insert(tx, "jwt", &candidate))
+                    .await
+                    .context("loading the JWT secret from the database")?;
+                (secret.into_bytes(), None)
+            } else {
+                tokio::task::spawn_blocking(move || {
+                    resolve_secret(&configured, &path)
+                        .map(|secret| (secret, secret_file_warning(&configured, &path)))
+                })
+                .await
+                .context("loading the JWT secret")??
+            }
         };
         let keys = Keys::new(&secret, config.auth.access_token_minutes);
         let listen = config.server.listen.clone();
@@ -58,6 +69,7 @@ impl App {
         // core to everything else, so refreshes keep their latency (docs/PERFORMANCE.md).
         let hashers = std::thread::available_parallelism().map_or(1, |n| n.get() - 1).max(1);
         let login_throttle = Arc::new(LoginThrottle::new(
+            db.clone(),
             config.auth.max_failed_logins,
             config.auth.failed_login_window_minutes,
         ));
@@ -114,8 +126,14 @@ impl App {
 /// Opens (and migrates) the configured database off the async threads.
 pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let d = &config.database;
-    let (path, size, synchronous) = (d.path.clone(), d.pool_size, d.synchronous);
-    Ok(tokio::task::spawn_blocking(move || Db::open_with(&path, size, synchronous))
+    // `Db::open_with` tells the backends apart by the URL's scheme; the configuration
+    // keeps a URL only in `database.url`, whose password never prints.
+    let target = match d.target() {
+        DatabaseTarget::Sqlite { path } => path,
+        DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+    };
+    let (size, synchronous) = (d.pool_size, d.synchronous);
+    Ok(tokio::task::spawn_blocking(move || Db::open_with(&target, size, synchronous))
         .await
         .context("opening the database")??)
 }

@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `account create`, `user create`,
-//! `user disable`, `backup`, `prune`. Exit status 2 for usage and configuration errors, 1 for any other
+//! `user disable`, `user unlock`, `backup`, `prune`. Exit status 2 for usage and configuration errors, 1 for any other
 //! failure, each with one line on stderr.
 
 use std::io::{Read, Write};
@@ -15,19 +15,24 @@ use crate::app::{App, ShutdownSignals, open_db};
 use crate::auth::Role;
 use crate::auth::password::{Hasher, check_new_password};
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError, FlagOverrides, Source};
+use crate::config::{Config, ConfigError, DatabaseTarget, FlagOverrides, Source};
 use crate::db::backup::BackupError;
 use crate::policy::Bounds;
 use crate::service::{self, accounts, maintenance, users};
 
 #[derive(Debug, Parser)]
-#[command(name = "sessiond", version, about = "Session-expiration server on embedded SQLite")]
+#[command(
+    name = "sessiond",
+    version,
+    about = "Session-expiration server on embedded SQLite or PostgreSQL"
+)]
 pub struct Cli {
     /// Configuration file (default: ./config.toml if present, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// Database file, or :memory: (overrides database.path).
-    #[arg(long, global = true, value_name = "PATH")]
+    /// Database file or :memory: (overrides database.path), or a postgres:// URL
+    /// (overrides database.url).
+    #[arg(long, global = true, value_name = "PATH|URL")]
     pub database: Option<String>,
     /// Address to serve on, e.g. 127.0.0.1:0 for any free port (overrides server.listen).
     #[arg(long, value_name = "ADDR")]
@@ -89,6 +94,12 @@ pub enum UserCommand {
     },
     /// Mark a user inactive and revoke all of their refresh tokens.
     Disable {
+        #[arg(long)]
+        email: String,
+    },
+    /// Lift a login lockout: forget the email's failed logins from every address, also
+    /// for a running server; prints {"user_id": …, "cleared": n}.
+    Unlock {
         #[arg(long)]
         email: String,
     },
@@ -164,7 +175,8 @@ pub async fn run(cli: Cli, config: Config, warnings: Vec<String>) -> Result<(), 
         None | Some(Command::Serve { .. }) => serve(config, warnings).await,
         Some(Command::Migrate) => {
             open_db(&config).await.map_err(failure)?;
-            print_json(&json!({ "migrated": true, "database": config.database.path }))
+            let database = config.database.target().to_string();
+            print_json(&json!({ "migrated": true, "database": database }))
         }
         Some(Command::Account(AccountCommand::Create { name })) => {
             let db = open_db(&config).await.map_err(failure)?;
@@ -199,6 +211,11 @@ pub async fn run(cli: Cli, config: Config, warnings: Vec<String>) -> Result<(), 
             let (id, revoked) = users::disable(&db, &email, Clock::system().now()).await?;
             print_json(&json!({ "user_id": id, "revoked_count": revoked }))
         }
+        Some(Command::User(UserCommand::Unlock { email })) => {
+            let db = open_db(&config).await.map_err(failure)?;
+            let (id, cleared) = users::unlock(&db, &email, Clock::system().now()).await?;
+            print_json(&json!({ "user_id": id, "cleared": cleared }))
+        }
         Some(Command::Backup { to }) => backup(&config, &to).await,
         Some(Command::Prune) => {
             let db = open_db(&config).await.map_err(failure)?;
@@ -215,6 +232,12 @@ pub async fn run(cli: Cli, config: Config, warnings: Vec<String>) -> Result<(), 
 /// `backup --to PATH`: the copy is taken from the database file as it is, without
 /// migrating it, and never replaces an existing file.
 async fn backup(config: &Config, to: &std::path::Path) -> Result<(), CliError> {
+    if let DatabaseTarget::Postgres { url } = config.database.target() {
+        return Err(CliError::Usage(format!(
+            "backup copies a SQLite database file; database.url names PostgreSQL ({}): back it up with pg_dump",
+            url.host()
+        )));
+    }
     if config.database.path == ":memory:" {
         return Err(CliError::Usage(
             "database.path is :memory:, which no other process can read; name the database file with --database".into(),

@@ -43,6 +43,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached (PostgreSQL gone away): 503, the client may retry.
+    #[error("database unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -86,6 +90,7 @@ impl ApiError {
             ApiError::RefreshDenied(d) => d.detail(),
             ApiError::Forbidden(detail) => detail,
             ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Unavailable(_) => "database_unavailable",
             ApiError::Internal(_) => "internal_error",
         }
     }
@@ -95,6 +100,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::Internal(e) => tracing::error!(error = format!("{e:#}"), "request failed"),
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = format!("{e:#}"), "database unavailable")
+            }
             ApiError::MalformedJson(why) => tracing::debug!(why, "malformed JSON body"),
             _ => {}
         }
@@ -165,6 +173,7 @@ impl From<service::Error> for ApiError {
             service::Error::Invalid(msg) => ApiError::Unprocessable(msg),
             service::Error::NotFound(msg) => ApiError::NotFound(msg),
             service::Error::Conflict(msg) => ApiError::Conflict(msg),
+            service::Error::Unavailable(e) => ApiError::Unavailable(e),
             service::Error::Internal(e) => ApiError::Internal(e),
         }
     }

@@ -26,6 +26,7 @@ pub struct AppState {
     pub background: TaskTracker,
     /// This app's Prometheus registry (`GET /metrics`).
     pub metrics: Metrics,
-    /// Failed logins per (email, client address), in memory (see `auth::throttle`).
+    /// Failed logins per (email, client address), counted in the database (see
+    /// `auth::throttle`).
     pub login_throttle: Arc<LoginThrottle>,
 }

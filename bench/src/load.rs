@@ -93,12 +93,26 @@ pub async fn drive<C: Client>(
     clients: Vec<C>,
     phases: Phases,
 ) -> anyhow::Result<(Recorded, Vec<C>)> {
+    drive_spread(&[addr], clients, phases).await
+}
+
+/// [`drive`] against several servers: client `i` talks to `addrs[i % addrs.len()]`, as
+/// a balancer spreading connections evenly would have it.
+pub async fn drive_spread<C: Client>(
+    addrs: &[SocketAddr],
+    clients: Vec<C>,
+    phases: Phases,
+) -> anyhow::Result<(Recorded, Vec<C>)> {
+    anyhow::ensure!(!addrs.is_empty(), "no server to drive");
     let start = Instant::now();
     let measure_from = start + phases.warmup;
     let end = measure_from + phases.measure;
     let tasks: Vec<_> = clients
         .into_iter()
-        .map(|client| tokio::spawn(run_client(addr, client, measure_from, end)))
+        .enumerate()
+        .map(|(i, client)| {
+            tokio::spawn(run_client(addrs[i % addrs.len()], client, measure_from, end))
+        })
         .collect();
     let mut hist = histogram()?;
     let mut errors = 0;

@@ -3,9 +3,10 @@
 //! Builds the release `sessiond` (or takes `--server PATH`), starts the real binary on
 //! loopback against database files it seeds itself, and runs eight scenarios: refresh
 //! throughput and latency, the in-process ceiling, bulk revoke, policy reads and writes,
-//! cold start, memory, login, and (issue 13) memory through a login storm. Prints the
-//! Markdown block of docs/PERFORMANCE.md on stdout (progress goes to stderr) and writes
-//! every figure to a JSON file.
+//! cold start, memory, login, and (issue 13) memory through a login storm; with
+//! `--postgres URL`, a ninth on PostgreSQL (issue 12). Prints the Markdown block of
+//! docs/PERFORMANCE.md on stdout (progress goes to stderr) and writes every figure to a
+//! JSON file.
 //!
 //! The load generator runs on one thread (a current-thread runtime), so it takes as
 //! little as it can of the cores it shares with the server.
@@ -28,7 +29,7 @@ use clap::Parser;
 use crate::machine::Machine;
 use crate::report::Results;
 use crate::scenarios::{
-    Bench, Sync, ceiling, cold_start, login, login_memory, policy, refresh, revoke,
+    Bench, Sync, ceiling, cold_start, login, login_memory, policy, postgres, refresh, revoke,
 };
 use crate::sizes::Sizes;
 
@@ -56,9 +57,14 @@ struct Args {
     /// (docs/PERFORMANCE.md).
     #[arg(long, value_name = "FILE")]
     update_doc: Option<PathBuf>,
-    /// Run only these scenarios (numbers 1-8, comma-separated). For development.
+    /// Run only these scenarios (numbers 1-9, comma-separated). For development.
     #[arg(long, value_delimiter = ',', value_name = "N,…")]
     only: Vec<u8>,
+    /// Also run scenario 9 on PostgreSQL: a server where the bench may create a scratch
+    /// database (dropped at the end), e.g. `bash .ci/postgres` and
+    /// `--postgres "$SESSIOND_TEST_DATABASE_URL"`. Never printed.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -113,6 +119,7 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         memory: vec![],
         login: None,
         login_memory: None,
+        postgres: None,
         targets: vec![],
         errors: 0,
     };
@@ -156,6 +163,12 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     if want(8) {
         progress("8. memory through a login storm");
         results.login_memory = Some(login_memory::run(&bench).await?);
+    }
+    if let Some(url) = &args.postgres
+        && want(9)
+    {
+        progress("9. PostgreSQL (refresh with 1 and 3 processes, bulk revoke)");
+        results.postgres = Some(postgres::run(&bench, url).await?);
     }
 
     results.machine.load_after = machine::load_average();

@@ -14,6 +14,7 @@ use crate::scenarios::cold_start::ColdStart;
 use crate::scenarios::login::LoginFigures;
 use crate::scenarios::login_memory::LoginMemory;
 use crate::scenarios::policy::PolicyFigures;
+use crate::scenarios::postgres::PgFigures;
 use crate::scenarios::refresh::{Level, MemoryFigures};
 use crate::scenarios::revoke::Revoke;
 
@@ -35,6 +36,8 @@ pub struct Results {
     pub memory: Vec<MemoryFigures>,
     pub login: Option<LoginFigures>,
     pub login_memory: Option<LoginMemory>,
+    /// Scenario 9, run only with `--postgres URL`.
+    pub postgres: Option<PgFigures>,
     pub targets: Vec<Target>,
     /// Every failed request or transaction of every scenario: must be 0.
     pub errors: u64,
@@ -59,6 +62,7 @@ impl Results {
                 s(&l.logins) + s(&l.refresh_alone) + s(&l.refresh_during_storm) + s(&l.storm_logins)
             })
             + self.login_memory.as_ref().map_or(0, |l| s(&l.figures))
+            + self.postgres.as_ref().map_or(0, PgFigures::errors)
     }
 
     fn ceiling(&self, sync: Sync) -> Option<f64> {
@@ -211,6 +215,7 @@ impl Results {
         self.md_memory(md)?;
         self.md_login(md)?;
         self.md_login_memory(md)?;
+        self.md_postgres(md)?;
         writeln!(md, "{END}")
     }
 
@@ -413,6 +418,87 @@ impl Results {
             l.figures.p99_ms,
             l.figures.errors
         )?;
+        writeln!(md)
+    }
+
+    fn md_postgres(&self, md: &mut String) -> std::fmt::Result {
+        let Some(pg) = &self.postgres else { return Ok(()) };
+        writeln!(
+            md,
+            "**9. PostgreSQL** (server {}, on this machine; the same requests as scenarios 1 \
+             and 3, SQLite's rows for comparison)\n",
+            pg.server_version
+        )?;
+        writeln!(
+            md,
+            "| backend | processes | clients | req/s | p50 ms | p99 ms | max ms | errors | CPU µs/req servers + client |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )?;
+        let sqlite = self.refresh.iter().filter(|l| l.clients == 16);
+        for l in sqlite {
+            let f = &l.figures;
+            writeln!(
+                md,
+                "| SQLite ({}) | 1 | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} |",
+                l.synchronous.name(),
+                l.clients,
+                f.per_second,
+                f.p50_ms,
+                f.p99_ms,
+                f.max_ms,
+                f.errors,
+                l.server_cpu_us,
+                l.client_cpu_us
+            )?;
+        }
+        for r in &pg.refresh {
+            let f = &r.figures;
+            writeln!(
+                md,
+                "| PostgreSQL | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} |",
+                r.processes,
+                r.clients,
+                f.per_second,
+                f.p50_ms,
+                f.p99_ms,
+                f.max_ms,
+                f.errors,
+                r.server_cpu_us,
+                r.client_cpu_us
+            )?;
+        }
+        writeln!(md)?;
+        writeln!(
+            md,
+            "| bulk revoke | live tokens | revokes | median ms | min ms | max ms | errors |\n\
+             | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )?;
+        let sqlite = self.revoke.iter().filter(|r| r.layout == "alone");
+        for r in sqlite.filter(|r| pg.revoke.iter().any(|p| p.tokens == r.tokens)) {
+            writeln!(
+                md,
+                "| SQLite ({}) | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                r.synchronous.name(),
+                thousands(r.tokens),
+                r.revokes,
+                r.median_ms,
+                r.min_ms,
+                r.max_ms,
+                r.errors
+            )?;
+        }
+        for r in &pg.revoke {
+            writeln!(
+                md,
+                "| PostgreSQL | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
+                thousands(r.tokens),
+                r.revokes,
+                r.median_ms,
+                r.min_ms,
+                r.max_ms,
+                r.errors
+            )?;
+        }
         writeln!(md)
     }
 }

@@ -31,6 +31,11 @@ pub struct Sizes {
     /// Scenario 8: this many logins in all, from this many clients at once.
     pub memory_logins: usize,
     pub memory_login_clients: usize,
+    /// Scenario 9 (PostgreSQL, with `--postgres`): server processes on one database for
+    /// each refresh run, the clients of those runs, and the tokens of the revoke.
+    pub pg_processes: Vec<usize>,
+    pub pg_clients: usize,
+    pub pg_revoke_tokens: usize,
 }
 
 impl Sizes {
@@ -53,6 +58,9 @@ impl Sizes {
             storm: phases(1.0, 8.0),
             memory_logins: 200,
             memory_login_clients: 16,
+            pg_processes: vec![1, 3],
+            pg_clients: 16,
+            pg_revoke_tokens: 10_000,
         }
     }
 
@@ -75,6 +83,9 @@ impl Sizes {
             storm: phases(0.2, 0.5),
             memory_logins: 12,
             memory_login_clients: 4,
+            pg_processes: vec![1, 3],
+            pg_clients: 16,
+            pg_revoke_tokens: 1_000,
         }
     }
 }

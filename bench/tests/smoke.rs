@@ -1,5 +1,6 @@
 //! The bench runs end to end in its quick mode, against a debug build of the server:
-//! every scenario reports, and no request failed. No figure is checked against a target
+//! every scenario reports, and no request failed (scenario 9 too, on PostgreSQL, when the
+//! suite runs with `SESSIOND_TEST_DATABASE_URL`). No figure is checked against a target
 //! here — timings on a shared machine are not test results.
 
 use std::process::Command;
@@ -9,11 +10,15 @@ use serde_json::Value;
 #[test]
 fn quick_run_reports_every_scenario_without_errors() {
     let out = tempfile::tempdir().unwrap();
-    let run = Command::new(env!("CARGO_BIN_EXE_sessiond-bench"))
-        .args(["--quick", "--profile", "dev", "--out"])
-        .arg(out.path())
-        .output()
-        .unwrap();
+    // In the suite's PostgreSQL pass, scenario 9 runs too, on that server.
+    let postgres =
+        std::env::var("SESSIOND_TEST_DATABASE_URL").ok().filter(|u| !u.trim().is_empty());
+    let mut bench = Command::new(env!("CARGO_BIN_EXE_sessiond-bench"));
+    bench.args(["--quick", "--profile", "dev", "--out"]).arg(out.path());
+    if let Some(url) = &postgres {
+        bench.args(["--postgres", url]);
+    }
+    let run = bench.output().unwrap();
     let stdout = String::from_utf8_lossy(&run.stdout);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "bench failed: {}\n{stderr}\n{stdout}", run.status);
@@ -49,6 +54,19 @@ fn quick_run_reports_every_scenario_without_errors() {
             assert_eq!(json[key][part]["errors"], 0, "{key}.{part}: {}", json[key]);
             assert!(json[key][part]["requests"].as_u64() > Some(0), "{key}.{part}: {}", json[key]);
         }
+    }
+    if postgres.is_some() {
+        assert!(stdout.contains("**9. PostgreSQL**"), "scenario 9 missing:\n{stdout}");
+        let pg = &json["postgres"];
+        let refresh = pg["refresh"].as_array().cloned().unwrap_or_default();
+        let processes: Vec<_> = refresh.iter().map(|r| r["processes"].clone()).collect();
+        assert_eq!(processes, [1, 3], "{pg}");
+        for row in refresh.iter().chain(pg["revoke"].as_array().into_iter().flatten()) {
+            assert_eq!(row["errors"], 0, "{row}");
+            assert!(row["requests"].as_u64().or(row["revokes"].as_u64()) > Some(0), "{row}");
+        }
+    } else {
+        assert!(json["postgres"].is_null(), "scenario 9 runs only with --postgres");
     }
     assert_eq!(json["errors"], 0);
     assert!(!list("targets").is_empty());

@@ -121,7 +121,8 @@ pub fn secret_path(database_path: &str) -> PathBuf {
     PathBuf::from(format!("{database_path}.jwt-secret"))
 }
 
-fn generate_secret() -> String {
+/// A new random signing secret (64 bytes, URL-safe base64).
+pub fn generate_secret() -> String {
     let mut bytes = [0u8; GENERATED_SECRET_BYTES];
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)

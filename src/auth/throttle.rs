@@ -10,18 +10,28 @@
 //! - **Every `invalid_credentials` answer counts**: a wrong password, an unknown email
 //!   and an inactive user alike, so the throttle answers the same for emails that exist
 //!   and emails that do not. A successful login clears the pair's failures.
-//! - **One attempt at a time per pair**: attempts for the same (email, address) are
-//!   decided in turn, so a burst of concurrent guesses cannot slip more than `max`
-//!   password checks past the limit. Different pairs never wait for each other.
+//! - **The counts are in the database** (table `login_failures`, on SQLite and PostgreSQL
+//!   alike), so every server process on one database counts the same failures, a restart
+//!   forgets nothing, and `sessiond user unlock --email EMAIL` lifts a lockout for a
+//!   running server. One statement per attempt, none held open while the password is
+//!   hashed: [`LoginThrottle::begin`] reads the pair's row, [`Attempt::failed`] counts a
+//!   failure with one upsert (which adds to whatever another process counted meanwhile),
+//!   [`Attempt::succeeded`] deletes the row (only if there was one).
+//! - **One attempt at a time per pair, within a process**: attempts for the same (email,
+//!   address) are decided in turn, so a burst of concurrent guesses at one process cannot
+//!   slip more than `max` password checks past the limit. Different pairs never wait for
+//!   each other. Across processes, attempts of one pair that are in flight together may
+//!   each pass the read before the others' failures are counted: with N processes, a
+//!   burst can get up to N − 1 password checks more than `max` (each process still
+//!   stops at the limit; the counts themselves are never lost).
 //! - **The client address** is the TCP peer's IP address (forwarding headers are not
 //!   read), the email is normalised (lower-cased) as at login.
-//! - **Memory is bounded**: at most [`MAX_TRACKED_PAIRS`] pairs are remembered (keys
-//!   are a SHA-256 of address and email, a fixed 32 bytes whatever the email's length).
-//!   When full, pairs whose window has closed are forgotten first, then pairs still
-//!   under the limit (oldest window first), and only then locked pairs (the one closest
-//!   to its end first). Pairs with an attempt in progress are never evicted.
-//! - State lives in this process's memory: a restart forgets it, and several server
-//!   processes on one database each count on their own.
+//! - **Storage is bounded**: a row's key is a SHA-256 of address and email (a fixed 64
+//!   hex characters whatever the email's length, neither stored in clear), plus the
+//!   email's own SHA-256 for `user unlock`. A success deletes its pair's row; the
+//!   server's hourly prune deletes the rows whose window has closed
+//!   ([`LoginThrottle::prune`]). Nothing locked is ever forgotten early. In memory, a
+//!   process keeps only the turns of the attempts it has in flight.
 //!
 //! Time is the request's instant from the server clock, so the test clock moves it.
 
@@ -32,15 +42,18 @@ use chrono::{DateTime, TimeDelta, Utc};
 use sha2::{Digest, Sha256};
 use tokio::sync::OwnedMutexGuard;
 
-/// How many (email, address) pairs are remembered at most: about 10 MB.
-pub const MAX_TRACKED_PAIRS: usize = 65_536;
+use crate::db::{Db, DbError, login_failures};
+
+/// Rows deleted per write transaction by [`LoginThrottle::prune`].
+const PRUNE_CHUNK: usize = 1000;
 
 /// The throttle. Cheap to share behind an `Arc`.
 pub struct LoginThrottle {
+    db: Db,
     max_failures: u32,
     window: TimeDelta,
-    capacity: usize,
-    pairs: Mutex<HashMap<PairKey, Entry>>,
+    /// The turn of each pair with an attempt in flight in this process.
+    turns: Mutex<HashMap<PairKey, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for LoginThrottle {
@@ -48,7 +61,7 @@ impl std::fmt::Debug for LoginThrottle {
         f.debug_struct("LoginThrottle")
             .field("max_failures", &self.max_failures)
             .field("window", &self.window)
-            .field("tracked", &self.tracked())
+            .field("in_flight", &self.in_flight())
             .finish()
     }
 }
@@ -65,24 +78,24 @@ impl PairKey {
         h.update(email.as_bytes());
         PairKey(h.finalize().into())
     }
+
+    fn hex(&self) -> String {
+        hex(&self.0)
+    }
 }
 
-struct Entry {
-    failures: u32,
-    /// When the current window opened: the instant of its first failure.
-    window_start: DateTime<Utc>,
-    /// Held by the attempt being decided for this pair; the next one waits for it.
-    turn: Arc<tokio::sync::Mutex<()>>,
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
-impl Entry {
-    fn fresh(now: DateTime<Utc>) -> Self {
-        Entry { failures: 0, window_start: now, turn: Arc::new(tokio::sync::Mutex::new(())) }
-    }
-
-    fn in_use(&self) -> bool {
-        Arc::strong_count(&self.turn) > 1
-    }
+/// The key under which an email's failures from every address are found: the hex
+/// SHA-256 of the normalised (lower-cased) email.
+pub fn email_key(normalized_email: &str) -> String {
+    hex(&Sha256::digest(normalized_email.as_bytes()))
 }
 
 /// A refused attempt: how long until the pair may try again.
@@ -92,141 +105,135 @@ pub struct Throttled {
     pub retry_after_seconds: u64,
 }
 
-/// An attempt allowed through: its pair is held until it is dropped. Report the outcome
-/// with [`Attempt::failed`] or [`Attempt::succeeded`]; an attempt dropped without either
-/// (an internal error) changes nothing.
+/// Why [`LoginThrottle::begin`] let no attempt through.
+#[derive(Debug, thiserror::Error)]
+pub enum BeginError {
+    #[error("too many failed logins; retry in {} s", .0.retry_after_seconds)]
+    Throttled(Throttled),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// An attempt allowed through: its pair is held (in this process) until it is dropped.
+/// Report the outcome with [`Attempt::failed`] or [`Attempt::succeeded`]; an attempt
+/// dropped without either (an internal error) changes nothing.
 pub struct Attempt<'a> {
     throttle: &'a LoginThrottle,
     key: PairKey,
+    email: String,
     ip: Option<String>,
+    /// Whether the pair had a row when the attempt began: a success deletes it then.
+    had_failures: bool,
     _turn: OwnedMutexGuard<()>,
 }
 
 impl LoginThrottle {
-    pub fn new(max_failures: u32, window_minutes: i64) -> Self {
-        Self::with_capacity(max_failures, window_minutes, MAX_TRACKED_PAIRS)
-    }
-
-    pub fn with_capacity(max_failures: u32, window_minutes: i64, capacity: usize) -> Self {
+    /// A throttle counting in `db`: `max_failures` within `window_minutes`.
+    pub fn new(db: Db, max_failures: u32, window_minutes: i64) -> Self {
         Self {
+            db,
             max_failures: max_failures.max(1),
             window: TimeDelta::minutes(window_minutes),
-            capacity: capacity.max(1),
-            pairs: Mutex::new(HashMap::new()),
+            turns: Mutex::new(HashMap::new()),
         }
     }
 
-    /// How many pairs are remembered now.
-    pub fn tracked(&self) -> usize {
+    /// How many pairs have an attempt in flight in this process now.
+    pub fn in_flight(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<PairKey, Entry>> {
-        // The map holds counters only; a panic elsewhere cannot leave it inconsistent.
-        self.pairs.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, HashMap<PairKey, Arc<tokio::sync::Mutex<()>>>> {
+        // The map holds turns only; a panic elsewhere cannot leave it inconsistent.
+        self.turns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn window_open(&self, e: &Entry, now: DateTime<Utc>) -> bool {
-        e.failures > 0 && now < e.window_start + self.window
-    }
-
-    /// Waits for the pair's turn, then lets the attempt through or refuses it.
-    /// `email` must already be normalised.
+    /// Waits for the pair's turn, then reads its failures and lets the attempt through
+    /// or refuses it. `email` must already be normalised.
     pub async fn begin(
         &self,
         email: &str,
         ip: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Attempt<'_>, Throttled> {
+    ) -> Result<Attempt<'_>, BeginError> {
         let key = PairKey::new(email, ip);
-        let turn = {
-            let mut pairs = self.lock();
-            self.make_room(&mut pairs, &key, now);
-            pairs.entry(key).or_insert_with(|| Entry::fresh(now)).turn.clone()
-        };
+        let turn = self.lock().entry(key).or_default().clone();
         let turn = turn.lock_owned().await;
-        if let Some(e) = self.lock().get(&key)
-            && e.failures >= self.max_failures
-            && self.window_open(e, now)
-        {
-            let left = (e.window_start + self.window - now).num_milliseconds();
+        // From here the attempt owns the turn: dropped on any return, it leaves the map.
+        let mut attempt = Attempt {
+            throttle: self,
+            key,
+            email: email.to_owned(),
+            ip: ip.map(str::to_owned),
+            had_failures: false,
+            _turn: turn,
+        };
+        let pair = key.hex();
+        let found = self.db.read(move |tx| login_failures::find(tx, &pair)).await?;
+        let Some(found) = found else { return Ok(attempt) };
+        let window_end = found.window_start + self.window;
+        if found.failures >= i64::from(self.max_failures) && now < window_end {
+            let left = (window_end - now).num_milliseconds();
             let retry_after_seconds = u64::try_from((left + 999) / 1000).unwrap_or(1).max(1);
-            return Err(Throttled { retry_after_seconds });
+            return Err(BeginError::Throttled(Throttled { retry_after_seconds }));
         }
-        Ok(Attempt { throttle: self, key, ip: ip.map(str::to_owned), _turn: turn })
+        attempt.had_failures = true;
+        Ok(attempt)
     }
 
-    /// Frees room for `incoming` when the map is full. See the module docs for the order.
-    fn make_room(
-        &self,
-        pairs: &mut HashMap<PairKey, Entry>,
-        incoming: &PairKey,
-        now: DateTime<Utc>,
-    ) {
-        if pairs.len() < self.capacity || pairs.contains_key(incoming) {
-            return;
-        }
-        pairs.retain(|_, e| e.in_use() || self.window_open(e, now));
-        if pairs.len() < self.capacity {
-            return;
-        }
-        // Still full of live pairs: forget a quarter of them, so that a spray of new
-        // emails pays this sort once per many insertions, not on every one.
-        let target = self.capacity - self.capacity.div_ceil(4);
-        let mut candidates: Vec<(bool, DateTime<Utc>, PairKey)> = pairs
-            .iter()
-            .filter(|(_, e)| !e.in_use())
-            .map(|(k, e)| (e.failures >= self.max_failures, e.window_start, *k))
-            .collect();
-        candidates.sort_unstable_by_key(|(locked, start, _)| (*locked, *start));
-        let excess = pairs.len().saturating_sub(target);
-        for (_, _, k) in candidates.into_iter().take(excess) {
-            pairs.remove(&k);
+    /// Deletes the rows whose window has closed by `now`, in chunks; returns how many.
+    /// The server runs it with its hourly prune.
+    pub async fn prune(&self, now: DateTime<Utc>) -> Result<u64, DbError> {
+        let opened_before = now - self.window;
+        let mut deleted = 0;
+        loop {
+            let n = self
+                .db
+                .write(move |tx| login_failures::delete_closed(tx, opened_before, PRUNE_CHUNK))
+                .await?;
+            deleted += n as u64;
+            if n < PRUNE_CHUNK {
+                return Ok(deleted);
+            }
+            tokio::task::yield_now().await;
         }
     }
 }
 
 impl Attempt<'_> {
     /// The attempt was refused (`invalid_credentials`): count it.
-    pub fn failed(self, now: DateTime<Utc>) {
+    pub async fn failed(self, now: DateTime<Utc>) -> Result<(), DbError> {
         let t = self.throttle;
-        let mut pairs = t.lock();
-        t.make_room(&mut pairs, &self.key, now);
-        let e = pairs.entry(self.key).or_insert_with(|| Entry::fresh(now));
-        if t.window_open(e, now) {
-            e.failures = e.failures.saturating_add(1);
-        } else {
-            e.failures = 1;
-            e.window_start = now;
-        }
-        if e.failures == t.max_failures {
+        let (pair, email, window) = (self.key.hex(), email_key(&self.email), t.window);
+        let counted =
+            t.db.write(move |tx| login_failures::record(tx, &pair, &email, now, window)).await?;
+        if counted.failures == i64::from(t.max_failures) {
             tracing::warn!(
                 ip = self.ip.as_deref().unwrap_or("unknown"),
-                failures = e.failures,
+                failures = counted.failures,
                 "login throttled: too many failed attempts for one email from this address"
             );
         }
+        Ok(())
     }
 
     /// The login succeeded: the pair's failures are forgotten.
-    pub fn succeeded(self) {
-        if let Some(e) = self.throttle.lock().get_mut(&self.key) {
-            e.failures = 0;
+    pub async fn succeeded(self) -> Result<(), DbError> {
+        if self.had_failures {
+            let pair = self.key.hex();
+            self.throttle.db.write(move |tx| login_failures::clear(tx, &pair)).await?;
         }
+        Ok(())
     }
 }
 
 impl Drop for Attempt<'_> {
-    /// A pair with nothing to remember and nobody else waiting is removed at once, so
-    /// successful logins leave nothing behind.
+    /// The pair's turn leaves the map once nobody else waits for it.
     fn drop(&mut self) {
-        let mut pairs = self.throttle.lock();
-        if let Some(e) = pairs.get(&self.key)
-            // This attempt's own guard holds one reference besides the map's.
-            && Arc::strong_count(&e.turn) <= 2
-            && e.failures == 0
-        {
-            pairs.remove(&self.key);
+        let mut turns = self.throttle.lock();
+        // This attempt's own guard holds one reference besides the map's.
+        if turns.get(&self.key).is_some_and(|turn| Arc::strong_count(turn) <= 2) {
+            turns.remove(&self.key);
         }
     }
 }
@@ -239,73 +246,109 @@ mod tests {
         DateTime::<Utc>::UNIX_EPOCH + TimeDelta::days(20_000)
     }
 
+    fn throttle(max: u32, window_minutes: i64) -> LoginThrottle {
+        LoginThrottle::new(Db::open(":memory:", 2).expect("open"), max, window_minutes)
+    }
+
     async fn fail(t: &LoginThrottle, email: &str, ip: &str, now: DateTime<Utc>) {
         match t.begin(email, Some(ip), now).await {
-            Ok(a) => a.failed(now),
+            Ok(a) => a.failed(now).await.expect("counted"),
             Err(e) => panic!("refused too early: {e:?}"),
         }
     }
 
+    async fn refused(t: &LoginThrottle, email: &str, ip: &str, now: DateTime<Utc>) -> Option<u64> {
+        match t.begin(email, Some(ip), now).await {
+            Ok(_) => None,
+            Err(BeginError::Throttled(t)) => Some(t.retry_after_seconds),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    async fn rows(t: &LoginThrottle) -> u64 {
+        t.db.read(login_failures::count).await.expect("count")
+    }
+
     #[tokio::test]
     async fn refuses_from_the_threshold_until_the_window_ends() {
-        let t = LoginThrottle::new(3, 15);
+        let t = throttle(3, 15);
         for _ in 0..3 {
             fail(&t, "a@x", "1.1.1.1", t0()).await;
         }
-        let refused = t.begin("a@x", Some("1.1.1.1"), t0() + TimeDelta::seconds(60)).await;
-        assert_eq!(refused.err(), Some(Throttled { retry_after_seconds: 14 * 60 }));
-        let last_ms = t0() + TimeDelta::minutes(15) - TimeDelta::milliseconds(1);
         assert_eq!(
-            t.begin("a@x", Some("1.1.1.1"), last_ms).await.err(),
-            Some(Throttled { retry_after_seconds: 1 })
+            refused(&t, "a@x", "1.1.1.1", t0() + TimeDelta::seconds(60)).await,
+            Some(14 * 60)
         );
-        assert!(t.begin("a@x", Some("1.1.1.1"), t0() + TimeDelta::minutes(15)).await.is_ok());
+        let last_ms = t0() + TimeDelta::minutes(15) - TimeDelta::milliseconds(1);
+        assert_eq!(refused(&t, "a@x", "1.1.1.1", last_ms).await, Some(1));
+        assert_eq!(refused(&t, "a@x", "1.1.1.1", t0() + TimeDelta::minutes(15)).await, None);
     }
 
     #[tokio::test]
     async fn pairs_are_separate_and_success_clears() {
-        let t = LoginThrottle::new(2, 15);
+        let t = throttle(2, 15);
         fail(&t, "a@x", "1.1.1.1", t0()).await;
         fail(&t, "a@x", "1.1.1.1", t0()).await;
-        assert!(t.begin("a@x", Some("1.1.1.1"), t0()).await.is_err());
-        assert!(t.begin("a@x", Some("2.2.2.2"), t0()).await.is_ok());
-        assert!(t.begin("b@x", Some("1.1.1.1"), t0()).await.is_ok());
+        assert!(refused(&t, "a@x", "1.1.1.1", t0()).await.is_some());
+        assert!(refused(&t, "a@x", "2.2.2.2", t0()).await.is_none());
+        assert!(refused(&t, "b@x", "1.1.1.1", t0()).await.is_none());
         fail(&t, "c@x", "1.1.1.1", t0()).await;
         if let Ok(a) = t.begin("c@x", Some("1.1.1.1"), t0()).await {
-            a.succeeded();
+            a.succeeded().await.expect("cleared");
         }
         fail(&t, "c@x", "1.1.1.1", t0()).await;
-        assert!(t.begin("c@x", Some("1.1.1.1"), t0()).await.is_ok(), "the success reset it");
+        assert!(refused(&t, "c@x", "1.1.1.1", t0()).await.is_none(), "the success reset it");
     }
 
     #[tokio::test]
     async fn a_success_leaves_nothing_behind() {
-        let t = LoginThrottle::new(2, 15);
+        let t = throttle(2, 15);
+        fail(&t, "u0@x", "1.1.1.1", t0()).await;
         for i in 0..100 {
             if let Ok(a) = t.begin(&format!("u{i}@x"), Some("1.1.1.1"), t0()).await {
-                a.succeeded();
+                a.succeeded().await.expect("succeeded");
             }
         }
-        assert_eq!(t.tracked(), 0);
+        assert_eq!(rows(&t).await, 0, "no row in the database");
+        assert_eq!(t.in_flight(), 0, "no turn in memory");
+    }
+
+    /// The table replaces the old in-memory bound: a spray of failing pairs never
+    /// evicts a locked one, nothing stays in memory, and the prune deletes exactly the
+    /// rows whose window has closed.
+    #[tokio::test]
+    async fn a_spray_evicts_nothing_and_the_prune_deletes_closed_windows_only() {
+        let t = throttle(2, 15);
+        fail(&t, "victim@x", "1.1.1.1", t0()).await;
+        fail(&t, "victim@x", "1.1.1.1", t0()).await;
+        for i in 0..2000 {
+            let now = t0() + TimeDelta::milliseconds(i);
+            fail(&t, &format!("spray{i}@x"), "6.6.6.6", now).await;
+        }
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(rows(&t).await, 2001);
+        assert!(refused(&t, "victim@x", "1.1.1.1", t0()).await.is_some(), "still locked");
+        // Half of the spray's windows have closed 15 minutes and 1 s after t0.
+        let later = t0() + TimeDelta::minutes(15) + TimeDelta::milliseconds(999);
+        assert_eq!(t.prune(later).await.expect("prune"), 1001, "the victim and 1000 of the spray");
+        assert_eq!(rows(&t).await, 1000);
+        assert!(refused(&t, "victim@x", "1.1.1.1", later).await.is_none(), "window over");
+        fail(&t, "spray1999@x", "6.6.6.6", later).await;
+        assert_eq!(refused(&t, "spray1999@x", "6.6.6.6", later).await, Some(1), "still open");
     }
 
     #[tokio::test]
-    async fn memory_is_bounded_and_locked_pairs_are_evicted_last() {
-        let t = LoginThrottle::with_capacity(2, 15, 100);
-        fail(&t, "victim@x", "1.1.1.1", t0()).await;
-        fail(&t, "victim@x", "1.1.1.1", t0()).await;
-        for i in 0..10_000 {
-            let now = t0() + TimeDelta::milliseconds(i);
-            fail(&t, &format!("spray{i}@x"), "6.6.6.6", now).await;
-            assert!(t.tracked() <= 100);
+    async fn unlock_by_email_clears_every_address() {
+        let t = throttle(1, 15);
+        for ip in ["1.1.1.1", "2.2.2.2"] {
+            fail(&t, "a@x", ip, t0()).await;
         }
-        assert!(t.begin("victim@x", Some("1.1.1.1"), t0()).await.is_err(), "still locked");
-        // Once windows have closed, the next pair that finds the map full sweeps them all.
-        let later = t0() + TimeDelta::minutes(16);
-        for i in 0..100 {
-            fail(&t, &format!("late{i}@x"), "6.6.6.6", later).await;
-        }
-        assert!(t.tracked() <= 100);
-        assert!(t.begin("victim@x", Some("1.1.1.1"), later).await.is_ok(), "window over");
+        fail(&t, "b@x", "1.1.1.1", t0()).await;
+        let key = email_key("a@x");
+        let cleared = t.db.write(move |tx| login_failures::clear_email(tx, &key)).await;
+        assert_eq!(cleared.expect("cleared"), 2);
+        assert!(refused(&t, "a@x", "1.1.1.1", t0()).await.is_none());
+        assert!(refused(&t, "a@x", "2.2.2.2", t0()).await.is_none());
+        assert!(refused(&t, "b@x", "1.1.1.1", t0()).await.is_some(), "another email stays");
     }
 }

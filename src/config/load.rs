@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Config, ConfigError, ENV_PREFIX, FlagOverrides, MIN_JWT_SECRET_BYTES, Source, err};
+use super::{
+    Config, ConfigError, DatabaseUrl, ENV_PREFIX, FlagOverrides, MIN_JWT_SECRET_BYTES, Source, err,
+};
 
 impl Config {
     /// Builds the configuration in precedence order (flag > environment > file > default)
@@ -27,7 +29,14 @@ impl Config {
         }
         let warnings = apply_env(&mut table, env)?;
         if let Some(db) = &flags.database {
-            set(&mut table, "database", "path", toml::Value::String(db.clone()));
+            // `--database` names the whole database: a URL moves it to PostgreSQL, a path
+            // (or `:memory:`) to SQLite, whatever the file or environment said.
+            if DatabaseUrl::looks_like_url(db) {
+                set(&mut table, "database", "url", toml::Value::String(db.clone()));
+            } else {
+                set(&mut table, "database", "path", toml::Value::String(db.clone()));
+                set(&mut table, "database", "url", toml::Value::String(String::new()));
+            }
         }
         if let Some(listen) = &flags.listen {
             set(&mut table, "server", "listen", toml::Value::String(listen.clone()));

@@ -3,8 +3,10 @@
 //!
 //! This file holds the settings and their defaults; `load.rs` merges file, environment
 //! and flags; `validate.rs` checks ranges and relations; `secret.rs` keeps the JWT secret
+//! unprintable; `database.rs` tells SQLite from PostgreSQL and keeps the URL's password
 //! unprintable.
 
+mod database;
 mod load;
 mod secret;
 mod validate;
@@ -20,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::client_addr::TrustedProxies;
 use crate::db::Synchronous;
 
+pub use database::{DatabaseTarget, DatabaseUrl};
 pub use load::env_vars;
 pub use secret::Secret;
 
@@ -76,6 +79,8 @@ pub enum LogFormat {
 #[serde(default, deny_unknown_fields)]
 pub struct DatabaseConfig {
     pub path: String,
+    /// Empty: SQLite at `path`. `postgres://…` or `postgresql://…`: PostgreSQL.
+    pub url: DatabaseUrl,
     pub pool_size: u32,
     pub synchronous: Synchronous,
 }
@@ -122,7 +127,12 @@ impl Default for ServerConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { path: "data/sessiond.db".into(), pool_size: 8, synchronous: Synchronous::Full }
+        Self {
+            path: "data/sessiond.db".into(),
+            url: DatabaseUrl::default(),
+            pool_size: 8,
+            synchronous: Synchronous::Full,
+        }
     }
 }
 

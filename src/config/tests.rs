@@ -127,3 +127,79 @@ fn trusted_proxies_from_file_and_env_and_bad_entries_named() {
     let e = e.err().map(|e| e.0).unwrap_or_default();
     assert!(e.contains("server.trusted_proxies") && e.contains("proxy"), "{e}");
 }
+
+fn load_flags(env: &[(&str, &str)], database: Option<&str>) -> Result<Config, ConfigError> {
+    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+    let flags = FlagOverrides { database: database.map(str::to_owned), listen: None };
+    let source = Source::Explicit(PathBuf::from("/dev/null"));
+    Config::load(&source, env, &flags).map(|(c, _)| c)
+}
+
+const URL: &str = "postgres://sessiond:hunter2-secret@db.example:5433/sessiond";
+
+#[test]
+fn database_url_password_is_redacted_in_display_debug_and_target() {
+    let url = DatabaseUrl::new(URL);
+    assert_eq!(url.redacted(), "postgres://sessiond:***@db.example:5433/sessiond");
+    assert_eq!(url.to_string(), url.redacted());
+    assert_eq!(url.host(), "db.example:5433");
+    let c = load_flags(&[("SESSIOND_DATABASE_URL", URL)], None).map_err(|e| e.0);
+    let c = c.unwrap_or_else(|e| panic!("{e}"));
+    let shown = format!("{c:?} {} {:?}", c.database.target(), c.database.target());
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("postgres://sessiond:***@db.example:5433/sessiond"), "{shown}");
+    assert_eq!(c.database.target(), DatabaseTarget::Postgres { url: url.clone() });
+    assert_eq!(c.database.url.expose(), URL, "the client gets the real URL");
+    // libpq also takes the password as a query parameter.
+    let q = DatabaseUrl::new("postgresql://u@h/db?sslmode=require&password=hunter2-secret");
+    assert_eq!(q.redacted(), "postgresql://u@h/db?sslmode=require&password=***");
+    // A URL that cannot be parsed shows nothing past its scheme.
+    let bad = DatabaseUrl::new("postgres://u:hunter2-secret@[bad/db");
+    assert!(!bad.redacted().contains("hunter2"), "{}", bad.redacted());
+    assert!(!format!("{bad:?}").contains("hunter2"));
+    // Serialising (only ever of the defaults) writes nothing.
+    let rendered = toml::to_string(&c).unwrap_or_default();
+    assert!(!rendered.contains("hunter2") && rendered.contains("url = \"\""), "{rendered}");
+}
+
+#[test]
+fn database_flag_with_a_postgres_scheme_sets_the_url_and_a_path_clears_it() {
+    for url in [URL, "postgresql://u@localhost/db", "POSTGRES://u@localhost/db"] {
+        let c = load_flags(&[], Some(url)).map_err(|e| e.0);
+        let c = c.unwrap_or_else(|e| panic!("{url}: {e}"));
+        assert_eq!(c.database.url.expose(), url);
+        assert_eq!(c.database.path, DatabaseConfig::default().path, "path untouched");
+        assert!(matches!(c.database.target(), DatabaseTarget::Postgres { .. }));
+    }
+    let c = load_flags(&[("SESSIOND_DATABASE_URL", URL)], Some("/tmp/x.db")).map_err(|e| e.0);
+    let c = c.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.database.target(), DatabaseTarget::Sqlite { path: "/tmp/x.db".into() });
+    let c = load_flags(&[], None).map_err(|e| e.0).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(c.database.target(), DatabaseTarget::Sqlite { path: "data/sessiond.db".into() });
+}
+
+#[test]
+fn database_url_errors_name_the_key_and_never_the_password() {
+    let cases = [
+        ("mysql://u:hunter2-secret@h/db", "postgres://"),
+        ("http://u:hunter2-secret@h/db", "not http://"),
+        ("postgres://u:hunter2-secret@h:99999/db", "not a valid URL"),
+        ("not a url hunter2-secret", "not a valid URL"),
+    ];
+    for (url, needle) in cases {
+        let e = load_flags(&[("SESSIOND_DATABASE_URL", url)], None).err().map(|e| e.0);
+        let e = e.unwrap_or_default();
+        assert!(e.contains("database.url") && e.contains(needle), "{url}: {e}");
+        assert!(!e.contains("hunter2"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    // A URL in database.path would be printed by Debug: refused, pointing at the key.
+    let e = load_flags(&[("SESSIOND_DATABASE_PATH", URL)], None).err().map(|e| e.0);
+    let e = e.unwrap_or_default();
+    assert!(e.contains("database.path") && e.contains("database.url"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    let e = load_flags(&[("SESSIOND_DATABASE_PATH", ":memory:")], Some(URL)).err();
+    let e = e.map(|e| e.0).unwrap_or_default();
+    assert!(e.contains(":memory:") && e.contains("database.url"), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+}

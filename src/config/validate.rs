@@ -24,9 +24,7 @@ impl Config {
             0,
             MAX_SERVER_SECONDS,
         )?;
-        if self.database.path.is_empty() {
-            return Err(err("database.path must not be empty"));
-        }
+        self.database.validate()?;
         in_range("database.pool_size", i64::from(self.database.pool_size), 1, MAX_POOL_SIZE)?;
         let secret = self.auth.jwt_secret.expose();
         if !secret.is_empty() && secret.len() < MIN_JWT_SECRET_BYTES {

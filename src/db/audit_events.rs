@@ -1,11 +1,9 @@
 //! `audit_events`: one row for every change, written in the change's own transaction.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Row, params};
 use uuid::Uuid;
 
-use super::column::{json, opt_uuid, time, uuid};
-use super::{DbError, Tx, to_ms};
+use super::{DbError, Row, Tx, to_ms};
 
 pub struct NewEvent<'a> {
     pub account_id: Uuid,
@@ -43,34 +41,33 @@ pub fn insert_with_id(
     e: &NewEvent<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    tx.conn()
-        .prepare_cached(
-            "INSERT INTO audit_events
-               (id, account_id, user_id, action, resource_type, resource_id, details, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?
-        .execute(params![
-            id.to_string(),
-            e.account_id.to_string(),
-            e.user_id.map(|u| u.to_string()),
-            e.action,
-            e.resource_type,
-            e.resource_id,
-            e.details.to_string(),
-            to_ms(now)
-        ])?;
+    tx.execute(
+        "INSERT INTO audit_events
+           (id, account_id, user_id, action, resource_type, resource_id, details, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &[
+            &id.to_string(),
+            &e.account_id.to_string(),
+            &e.user_id.map(|u| u.to_string()),
+            &e.action,
+            &e.resource_type,
+            &e.resource_id,
+            &e.details.to_string(),
+            &to_ms(now),
+        ],
+    )?;
     Ok(())
 }
 
-fn event_from_row(r: &Row<'_>) -> rusqlite::Result<Event> {
+fn event_from_row(r: &Row<'_>) -> Result<Event, DbError> {
     Ok(Event {
-        id: uuid(r, 0)?,
-        action: r.get(1)?,
-        user_id: opt_uuid(r, 2)?,
-        resource_type: r.get(3)?,
-        resource_id: r.get(4)?,
-        details: json(r, 5)?,
-        created_at: time(r, 6)?,
+        id: r.uuid(0)?,
+        action: r.text(1)?,
+        user_id: r.opt_uuid(2)?,
+        resource_type: r.text(3)?,
+        resource_id: r.opt_text(4)?,
+        details: r.json(5)?,
+        created_at: r.time(6)?,
     })
 }
 
@@ -82,18 +79,16 @@ pub fn page(
     before: Option<Uuid>,
     limit: u32,
 ) -> Result<Vec<Event>, DbError> {
-    let mut stmt = tx.conn().prepare_cached(
+    // CAST: PostgreSQL cannot infer the type of a parameter from `?2 IS NULL` alone.
+    tx.query(
         "SELECT id, action, user_id, resource_type, resource_id, details, created_at
          FROM audit_events
          WHERE account_id = ?1
-           AND (?2 IS NULL OR seq < (SELECT seq FROM audit_events
-                                     WHERE id = ?2 AND account_id = ?1))
+           AND (CAST(?2 AS TEXT) IS NULL OR seq < (SELECT seq FROM audit_events
+                                                   WHERE id = ?2 AND account_id = ?1))
          ORDER BY seq DESC
          LIMIT ?3",
-    )?;
-    let rows = stmt.query_map(
-        params![account_id.to_string(), before.map(|b| b.to_string()), limit],
+        &[&account_id.to_string(), &before.map(|b| b.to_string()), &i64::from(limit)],
         event_from_row,
-    )?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    )
 }

@@ -2,12 +2,12 @@
 //! hourly prune (see `service::maintenance` for the rules).
 //!
 //! Candidates are found in read transactions, which never hold up a writer (WAL), and
-//! deleted by rowid in short write transactions of at most one batch each.
+//! deleted by rowid in short write transactions of at most one batch each. (`rowid` is
+//! SQLite's implicit key; the PostgreSQL schema has a column of that name that plays its
+//! part, so the statements are the same on both.)
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
-use super::column::time;
 use super::{DbError, Tx, to_ms};
 use crate::policy::Overrides;
 
@@ -56,42 +56,42 @@ pub fn live_issued_before(
     after: Option<&LiveCursor>,
     limit: usize,
 ) -> Result<Vec<LiveCandidate>, DbError> {
-    let mut stmt = tx.conn().prepare_cached(LIVE_ISSUED_BEFORE_SQL)?;
-    let rows = stmt.query_map(
-        params![
-            to_ms(cutoff),
+    tx.query(
+        LIVE_ISSUED_BEFORE_SQL,
+        &[
+            &to_ms(cutoff),
             // Every session id sorts after "": the first batch starts at the beginning.
-            after.map_or("", |c| c.session_id.as_str()),
-            after.map_or(0, |c| c.rowid),
-            i64::try_from(limit).unwrap_or(i64::MAX)
+            &after.map_or("", |c| c.session_id.as_str()),
+            &after.map_or(0, |c| c.rowid),
+            &i64::try_from(limit).unwrap_or(i64::MAX),
         ],
         |r| {
-            let rowid = r.get(0)?;
-            Ok(LiveCandidate { rowid, cursor: LiveCursor { session_id: r.get(1)?, rowid } })
+            let rowid = r.i64(0)?;
+            Ok(LiveCandidate { rowid, cursor: LiveCursor { session_id: r.text(1)?, rowid } })
         },
-    )?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    )
 }
 
 /// The token at `rowid` if it is still live, with its account's policy as it stands now.
 pub fn live_token(tx: &Tx<'_>, rowid: i64) -> Result<Option<LiveToken>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(
-            "SELECT t.session_started_at, t.issued_at, a.idle_minutes, a.absolute_minutes
-             FROM refresh_tokens t
-             JOIN users u ON u.id = t.user_id
-             JOIN accounts a ON a.id = u.account_id
-             WHERE t.rowid = ?1 AND t.revoked_at IS NULL",
-        )?
-        .query_row([rowid], |r| {
+    tx.query_opt(
+        "SELECT t.session_started_at, t.issued_at, a.idle_minutes, a.absolute_minutes
+         FROM refresh_tokens t
+         JOIN users u ON u.id = t.user_id
+         JOIN accounts a ON a.id = u.account_id
+         WHERE t.rowid = ?1 AND t.revoked_at IS NULL",
+        &[&rowid],
+        |r| {
             Ok(LiveToken {
-                session_started_at: time(r, 0)?,
-                issued_at: time(r, 1)?,
-                overrides: Overrides { idle_minutes: r.get(2)?, absolute_minutes: r.get(3)? },
+                session_started_at: r.time(0)?,
+                issued_at: r.time(1)?,
+                overrides: Overrides {
+                    idle_minutes: r.opt_i64(2)?,
+                    absolute_minutes: r.opt_i64(3)?,
+                },
             })
-        })
-        .optional()?)
+        },
+    )
 }
 
 /// A revoked token found by the scan, with whether its whole session ended before the
@@ -128,22 +128,21 @@ pub fn revoked_before(
 ) -> Result<Vec<RevokedCandidate>, DbError> {
     let (after_ms, after_rowid) =
         after.map_or((i64::MIN, i64::MIN), |c| (c.revoked_at_ms, c.rowid));
-    let mut stmt = tx.conn().prepare_cached(REVOKED_BEFORE_SQL)?;
-    let rows = stmt.query_map(
-        params![to_ms(cutoff), after_ms, after_rowid, i64::try_from(limit).unwrap_or(i64::MAX)],
+    tx.query(
+        REVOKED_BEFORE_SQL,
+        &[&to_ms(cutoff), &after_ms, &after_rowid, &i64::try_from(limit).unwrap_or(i64::MAX)],
         |r| {
-            let rowid = r.get(0)?;
+            let rowid = r.i64(0)?;
             Ok(RevokedCandidate {
                 rowid,
-                cursor: RevokedCursor { revoked_at_ms: r.get(1)?, rowid },
-                session_ended: r.get(2)?,
+                cursor: RevokedCursor { revoked_at_ms: r.i64(1)?, rowid },
+                session_ended: r.bool(2)?,
             })
         },
-    )?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    )
 }
 
 /// Deletes one token by rowid; 1 if it was there.
 pub fn delete_token(tx: &Tx<'_>, rowid: i64) -> Result<usize, DbError> {
-    Ok(tx.conn().prepare_cached("DELETE FROM refresh_tokens WHERE rowid = ?1")?.execute([rowid])?)
+    tx.execute("DELETE FROM refresh_tokens WHERE rowid = ?1", &[&rowid])
 }

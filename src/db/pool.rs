@@ -1,5 +1,6 @@
-//! Opening the database: the connection pool, the PRAGMAs every connection gets, and the
-//! embedded migrations.
+//! Opening the database: the connection pool (SQLite's, or PostgreSQL's in `pg.rs`), the
+//! PRAGMAs every SQLite connection gets, and the embedded migrations (one folder per
+//! dialect, the same versions in each).
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -11,11 +12,11 @@ use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use super::{DbError, preflight};
+use super::{DbError, pg, preflight};
 use crate::metrics::{Metrics, PoolState};
 
 mod embedded {
-    refinery::embed_migrations!("migrations");
+    refinery::embed_migrations!("migrations/sqlite");
 }
 
 /// How long a writer waits for another process's (or connection's) lock before failing.
@@ -23,18 +24,64 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a free pooled connection.
 const POOL_WAIT: Duration = Duration::from_secs(10);
 
-/// A pool of configured SQLite connections. Cheap to clone.
+/// A pool of configured connections to SQLite or to PostgreSQL. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    pool: Pool<SqliteConnectionManager>,
-    /// Writers of this process queue here, in order, instead of polling SQLite's lock
-    /// (which `busy_timeout` still arbitrates against other processes, e.g. the CLI).
-    pub(super) writer: Arc<Semaphore>,
-    /// For `:memory:`: one connection held for the life of the process, because an
-    /// in-memory database disappears when its last connection closes.
-    _memory_anchor: Option<Arc<Mutex<Connection>>>,
+    pools: Pools,
+    /// Writers of this process queue here, in order: on SQLite instead of polling its
+    /// lock (which `busy_timeout` still arbitrates against other processes, e.g. the
+    /// CLI); on PostgreSQL so that they do not abort each other (see `open_with`).
+    pub(super) writer: Option<Arc<Semaphore>>,
     /// Where pool waits and committed revocations are counted (disabled for the CLI).
     pub(super) metrics: Metrics,
+}
+
+#[derive(Clone)]
+enum Pools {
+    Sqlite {
+        pool: Pool<SqliteConnectionManager>,
+        /// For `:memory:`: one connection held for the life of the process, because an
+        /// in-memory database disappears when its last connection closes.
+        _memory_anchor: Option<Arc<Mutex<Connection>>>,
+    },
+    Postgres(Arc<pg::PgPool>),
+}
+
+/// Which database a [`Db`] keeps its data in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// `database.path` (or `--database`) names a PostgreSQL database by its URL scheme.
+    pub fn of(target: &str) -> Backend {
+        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// A pooled connection of either backend. Lives on a blocking thread's stack for one
+/// transaction: its size costs nothing there, a `Box` would cost an allocation each time.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Conn {
+    Sqlite(PooledConnection<SqliteConnectionManager>),
+    Pg(PooledConnection<pg::Manager>),
+}
+
+/// A pause before a transaction that lost a race runs again: a few milliseconds,
+/// doubling with each attempt up to about a tenth of a second, with jitter so that the
+/// racers do not meet again.
+pub(super) fn backoff(attempt: u32) {
+    use rand::Rng;
+    let ms = rand::rng().random_range(1..=4u64) << attempt.min(5);
+    // A blocking thread of the database pool: sleeping here holds up nothing async.
+    #[allow(clippy::disallowed_methods)]
+    std::thread::sleep(Duration::from_millis(ms));
 }
 
 /// How long a commit waits for the disk: SQLite's `synchronous` setting (WAL mode), the
@@ -68,6 +115,8 @@ pub enum OpenError {
     Directory { path: String, source: std::io::Error },
     #[error("cannot open the database {path}")]
     Open { path: String, source: anyhow::Error },
+    #[error("cannot connect to the database at {target}: {reason}")]
+    Connect { target: String, reason: String },
     #[error("cannot migrate the database {path}")]
     Migrate { path: String, source: anyhow::Error },
     #[error(
@@ -95,16 +144,41 @@ impl Db {
     /// One connection is opened directly first and migrated: a file that cannot be
     /// opened, or is no database, fails here at once with one clear error, instead of
     /// after the pool's wait for a connection.
+    ///
+    /// A `postgres://` (or `postgresql://`) URL opens a PostgreSQL database instead (see
+    /// `pg.rs`). Blocking: call it on a blocking thread.
     pub fn open(path: &str, pool_size: u32) -> Result<Db, OpenError> {
         Db::open_with(path, pool_size, Synchronous::default())
     }
 
-    /// [`Db::open`] with an explicit `synchronous` setting for every connection.
+    /// [`Db::open`] with an explicit `synchronous` setting for every SQLite connection
+    /// (PostgreSQL's durability is the server's own setting).
     pub fn open_with(
         path: &str,
         pool_size: u32,
         synchronous: Synchronous,
     ) -> Result<Db, OpenError> {
+        if Backend::of(path) == Backend::Postgres {
+            let pool = pg::open(path, pool_size)?;
+            return Ok(Db {
+                pools: Pools::Postgres(Arc::new(pool)),
+                // The writers of one process queue on PostgreSQL too. Not for correctness
+                // (SERIALIZABLE and the retry give that, also across processes), but
+                // because serializable transactions of one process that run side by side
+                // abort each other: under 64 concurrent writers (concurrency.rs), the
+                // policy changes, bulk revokes and refreshes of one account formed
+                // read/write cycles faster than 8 retries could resolve them, and
+                // requests failed. Queued, a process has one writer in flight; only
+                // transactions of different processes can conflict, and their rare
+                // conflicts are retried.
+                writer: Some(Arc::new(Semaphore::new(1))),
+                metrics: Metrics::disabled(),
+            });
+        }
+        Db::open_sqlite(path, pool_size, synchronous)
+    }
+
+    fn open_sqlite(path: &str, pool_size: u32, synchronous: Synchronous) -> Result<Db, OpenError> {
         let open_err = |e: rusqlite::Error| OpenError::Open {
             path: path.to_owned(),
             source: anyhow::anyhow!(preflight::reason(&e)),
@@ -144,11 +218,18 @@ impl Db {
             .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
         let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
         Ok(Db {
-            pool,
-            writer: Arc::new(Semaphore::new(1)),
-            _memory_anchor: memory_anchor,
+            pools: Pools::Sqlite { pool, _memory_anchor: memory_anchor },
+            writer: Some(Arc::new(Semaphore::new(1))),
             metrics: Metrics::disabled(),
         })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite { .. } => Backend::Sqlite,
+            Pools::Postgres(_) => Backend::Postgres,
+        }
     }
 
     /// This database, counting into `metrics`.
@@ -164,15 +245,34 @@ impl Db {
 
     /// Open and idle pooled connections, for the metrics.
     pub fn pool_state(&self) -> PoolState {
-        let state = self.pool.state();
+        let state = match &self.pools {
+            Pools::Sqlite { pool, .. } => pool.state(),
+            Pools::Postgres(pg) => pg.state(),
+        };
         PoolState { connections: state.connections, idle: state.idle_connections }
     }
 
     /// A pooled connection. Only ever called from a blocking thread.
-    pub(super) fn connection(&self) -> Result<PooledConnection<SqliteConnectionManager>, DbError> {
-        self.pool.get().map_err(|e| {
-            DbError::Other(anyhow::Error::new(e).context("no database connection available"))
-        })
+    pub(super) fn connection(&self) -> Result<Conn, DbError> {
+        match &self.pools {
+            Pools::Sqlite { pool, .. } => pool.get().map(Conn::Sqlite).map_err(|e| {
+                DbError::Other(anyhow::Error::new(e).context("no database connection available"))
+            }),
+            // No connection within the wait: the server is away (or every connection is
+            // busy for that long); either way, try again later.
+            Pools::Postgres(pg) => pg.get().map(Conn::Pg).map_err(|e| {
+                DbError::Unavailable(anyhow::Error::new(e).context("no database connection"))
+            }),
+        }
+    }
+
+    /// A pooled SQLite connection (tests of SQLite's own settings and plans).
+    #[cfg(test)]
+    pub(super) fn sqlite_connection(&self) -> PooledConnection<SqliteConnectionManager> {
+        match &self.pools {
+            Pools::Sqlite { pool, .. } => pool.get().expect("sqlite connection"),
+            Pools::Postgres(_) => panic!("not a SQLite database"),
+        }
     }
 }
 
@@ -244,11 +344,11 @@ fn configure(
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.pool.state();
+        let state = self.pool_state();
         f.debug_struct("Db")
+            .field("backend", &self.backend())
             .field("connections", &state.connections)
-            .field("idle", &state.idle_connections)
-            .field("in_memory", &self._memory_anchor.is_some())
+            .field("idle", &state.idle)
             .finish()
     }
 }

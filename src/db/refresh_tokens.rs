@@ -5,11 +5,9 @@
 //! account) are served by partial indexes over live tokens only.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, ToSql, named_params, params};
 use uuid::Uuid;
 
-use super::column::{opt_time, opt_uuid, time, uuid};
-use super::{DbError, Tx, to_ms};
+use super::{Arg, DbError, Row, Tx, to_ms};
 use crate::policy::Overrides;
 use crate::revocation::{Reason, Stamp};
 
@@ -44,21 +42,20 @@ pub struct Presented {
 }
 
 pub fn insert_session(tx: &Tx<'_>, t: &NewSession<'_>) -> Result<(), DbError> {
-    tx.conn()
-        .prepare_cached(
-            "INSERT INTO refresh_tokens
-               (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            t.id.to_string(),
-            t.session_id.to_string(),
-            t.user_id.to_string(),
-            t.token_hash,
-            to_ms(t.now),
-            t.user_agent,
-            t.ip
-        ])?;
+    tx.execute(
+        "INSERT INTO refresh_tokens
+           (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+        &[
+            &t.id.to_string(),
+            &t.session_id.to_string(),
+            &t.user_id.to_string(),
+            &t.token_hash,
+            &to_ms(t.now),
+            &t.user_agent,
+            &t.ip,
+        ],
+    )?;
     Ok(())
 }
 
@@ -70,14 +67,13 @@ pub fn insert_successor(
     token_hash: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
-    tx.conn()
-        .prepare_cached(
-            "INSERT INTO refresh_tokens
-               (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
-             SELECT ?2, session_id, user_id, ?3, session_started_at, ?4, user_agent, ip
-             FROM refresh_tokens WHERE id = ?1",
-        )?
-        .execute(params![predecessor.to_string(), id.to_string(), token_hash, to_ms(now)])?;
+    tx.execute(
+        "INSERT INTO refresh_tokens
+           (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
+         SELECT ?2, session_id, user_id, ?3, session_started_at, ?4, user_agent, ip
+         FROM refresh_tokens WHERE id = ?1",
+        &[&predecessor.to_string(), &id.to_string(), &token_hash, &to_ms(now)],
+    )?;
     Ok(())
 }
 
@@ -93,54 +89,41 @@ pub(super) const FIND_PRESENTED_SQL: &str =
 
 /// Looks a token up by its hash (the unique index), joined to its user and account.
 pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(FIND_PRESENTED_SQL)?
-        .query_row([token_hash], |r| {
-            Ok(Presented {
-                id: uuid(r, 0)?,
-                session_id: uuid(r, 1)?,
-                user_id: uuid(r, 2)?,
-                account_id: uuid(r, 3)?,
-                user_active: r.get(4)?,
-                session_started_at: time(r, 5)?,
-                issued_at: time(r, 6)?,
-                revoked_at: opt_time(r, 7)?,
-                replaced_by: opt_uuid(r, 8)?,
-                end: ended(r, 9)?,
-                overrides: Overrides { idle_minutes: r.get(12)?, absolute_minutes: r.get(13)? },
-            })
+    tx.query_opt(FIND_PRESENTED_SQL, &[&token_hash], |r| {
+        Ok(Presented {
+            id: r.uuid(0)?,
+            session_id: r.uuid(1)?,
+            user_id: r.uuid(2)?,
+            account_id: r.uuid(3)?,
+            user_active: r.bool(4)?,
+            session_started_at: r.time(5)?,
+            issued_at: r.time(6)?,
+            revoked_at: r.opt_time(7)?,
+            replaced_by: r.opt_uuid(8)?,
+            end: ended(r, 9)?,
+            overrides: Overrides { idle_minutes: r.opt_i64(12)?, absolute_minutes: r.opt_i64(13)? },
         })
-        .optional()?)
+    })
 }
 
 /// The columns every revoking statement sets: when, why, by which audit event (and, for
-/// a timeout, the limit it applied).
+/// a timeout, the limit it applied). The stamp's parameters are `?1`-`?4`; a statement's
+/// own start at `?5`.
 macro_rules! stamp_columns {
     () => {
-        "revoked_at = :at, revoke_reason = :reason, revoked_by_event = :event,
-         revoke_limit_minutes = :limit"
+        "revoked_at = ?1, revoke_reason = ?2, revoked_by_event = ?3,
+         revoke_limit_minutes = ?4"
     };
 }
 
-/// Runs a revoking statement with its own parameters and the stamp's, and counts what it
-/// revoked (reported to the metrics once the transaction commits).
-fn stamp_rows(
-    tx: &Tx<'_>,
-    sql: &str,
-    own: &[(&str, &dyn ToSql)],
-    stamp: Stamp,
-) -> Result<usize, DbError> {
+/// Runs a revoking statement with the stamp's parameters and its own (`?5` on), and
+/// counts what it revoked (reported to the metrics once the transaction commits).
+fn stamp_rows(tx: &Tx<'_>, sql: &str, own: &[&dyn Arg], stamp: Stamp) -> Result<usize, DbError> {
     let (at, reason) = (to_ms(stamp.at), stamp.reason.as_str());
     let event = stamp.event.map(|e| e.to_string());
-    let mut params = own.to_vec();
-    params.extend_from_slice(&[
-        (":at", &at as &dyn ToSql),
-        (":reason", &reason),
-        (":event", &event),
-        (":limit", &stamp.limit_minutes),
-    ]);
-    let n = tx.conn().prepare_cached(sql)?.execute(params.as_slice())?;
+    let mut params: Vec<&dyn Arg> = vec![&at, &reason, &event, &stamp.limit_minutes];
+    params.extend_from_slice(own);
+    let n = tx.execute(sql, &params)?;
     tx.count_revoked(stamp.reason, n);
     Ok(n)
 }
@@ -157,28 +140,29 @@ pub fn revoke_token(
     let sql = concat!(
         "UPDATE refresh_tokens SET ",
         stamp_columns!(),
-        ", replaced_by = :successor WHERE id = :id AND revoked_at IS NULL"
+        ", replaced_by = ?6 WHERE id = ?5 AND revoked_at IS NULL"
     );
     let (id, successor) = (id.to_string(), successor.map(|s| s.to_string()));
-    let own: [(&str, &dyn ToSql); 2] = [(":id", &id), (":successor", &successor)];
-    Ok(stamp_rows(tx, sql, &own, stamp)? == 1)
+    Ok(stamp_rows(tx, sql, &[&id, &successor], stamp)? == 1)
 }
 
 pub(super) const REVOKE_SESSION_SQL: &str = concat!(
     "UPDATE refresh_tokens SET ",
     stamp_columns!(),
-    " WHERE session_id = :session AND revoked_at IS NULL"
+    " WHERE session_id = ?5 AND revoked_at IS NULL"
 );
 
 /// Revokes every live token of one session.
 pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, stamp: Stamp) -> Result<usize, DbError> {
-    stamp_rows(tx, REVOKE_SESSION_SQL, &[(":session", &session_id.to_string())], stamp)
+    stamp_rows(tx, REVOKE_SESSION_SQL, &[&session_id.to_string()], stamp)
 }
 
 pub(super) const REVOKE_USER_SQL: &str = concat!(
     "UPDATE refresh_tokens SET ",
     stamp_columns!(),
-    " WHERE user_id = :user AND revoked_at IS NULL AND (:keep IS NULL OR session_id <> :keep)"
+    // CAST: PostgreSQL cannot infer the type of a parameter from `?6 IS NULL` alone.
+    " WHERE user_id = ?5 AND revoked_at IS NULL
+        AND (CAST(?6 AS TEXT) IS NULL OR session_id <> ?6)"
 );
 
 /// Revokes every live token of one user, except those of session `keep` when given.
@@ -189,27 +173,37 @@ pub fn revoke_user(
     stamp: Stamp,
 ) -> Result<usize, DbError> {
     let (user, keep) = (user_id.to_string(), keep.map(|s| s.to_string()));
-    stamp_rows(tx, REVOKE_USER_SQL, &[(":user", &user), (":keep", &keep)], stamp)
+    stamp_rows(tx, REVOKE_USER_SQL, &[&user, &keep], stamp)
 }
 
 /// The account's live tokens that the bulk revoke selects: every user of the account,
 /// except user `keep` when given. Shared by the revoke and its dry-run count, so that a
-/// preview counts exactly the rows the real call stamps.
+/// preview counts exactly the rows the real call stamps. Its two parameters (account,
+/// kept user) are numbered by the caller: after the stamp's in the revoke. CAST:
+/// PostgreSQL cannot infer the type of a parameter from `?N IS NULL` alone.
 macro_rules! account_live_tokens {
-    () => {
-        " WHERE revoked_at IS NULL
-            AND user_id IN (SELECT id FROM users WHERE account_id = :account)
-            AND (:keep IS NULL OR user_id <> :keep)"
+    ($account:literal, $keep:literal) => {
+        concat!(
+            " WHERE revoked_at IS NULL
+            AND user_id IN (SELECT id FROM users WHERE account_id = ",
+            $account,
+            ")
+            AND (CAST(",
+            $keep,
+            " AS TEXT) IS NULL OR user_id <> ",
+            $keep,
+            ")"
+        )
     };
 }
 
 /// The bulk revoke, one statement.
 pub(super) const REVOKE_ACCOUNT_SQL: &str =
-    concat!("UPDATE refresh_tokens SET ", stamp_columns!(), account_live_tokens!());
+    concat!("UPDATE refresh_tokens SET ", stamp_columns!(), account_live_tokens!("?5", "?6"));
 
 /// The bulk revoke's dry run.
 pub(super) const COUNT_ACCOUNT_SQL: &str =
-    concat!("SELECT count(*) FROM refresh_tokens", account_live_tokens!());
+    concat!("SELECT count(*) FROM refresh_tokens", account_live_tokens!("?1", "?2"));
 
 pub fn revoke_account(
     tx: &Tx<'_>,
@@ -218,7 +212,7 @@ pub fn revoke_account(
     stamp: Stamp,
 ) -> Result<usize, DbError> {
     let (account, keep) = (account_id.to_string(), keep_user.map(|u| u.to_string()));
-    stamp_rows(tx, REVOKE_ACCOUNT_SQL, &[(":account", &account), (":keep", &keep)], stamp)
+    stamp_rows(tx, REVOKE_ACCOUNT_SQL, &[&account, &keep], stamp)
 }
 
 /// How many tokens [`revoke_account`] would revoke now.
@@ -227,13 +221,8 @@ pub fn count_account(
     account_id: Uuid,
     keep_user: Option<Uuid>,
 ) -> Result<usize, DbError> {
-    let n: i64 = tx.conn().prepare_cached(COUNT_ACCOUNT_SQL)?.query_row(
-        named_params! {
-            ":account": account_id.to_string(),
-            ":keep": keep_user.map(|u| u.to_string()),
-        },
-        |r| r.get(0),
-    )?;
+    let (account, keep) = (account_id.to_string(), keep_user.map(|u| u.to_string()));
+    let n = tx.query_one(COUNT_ACCOUNT_SQL, &[&account, &keep], |r| r.i64(0))?;
     usize::try_from(n).map_err(|e| DbError::Other(e.into()))
 }
 
@@ -247,11 +236,7 @@ pub(super) const SESSION_END_SQL: &str =
 /// Why the session ended, if it has (and its last token is still there: pruning removes
 /// old history).
 pub fn session_end(tx: &Tx<'_>, session_id: Uuid) -> Result<Option<Ended>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(SESSION_END_SQL)?
-        .query_row([session_id.to_string()], |r| ended(r, 0))
-        .optional()?)
+    tx.query_opt(SESSION_END_SQL, &[&session_id.to_string()], |r| ended(r, 0))
 }
 
 /// What a revoked token records about its end.
@@ -263,11 +248,11 @@ pub struct Ended {
 }
 
 /// `revoke_reason, revoked_by_event, revoke_limit_minutes` from column `i` on.
-fn ended(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Ended> {
+fn ended(r: &Row<'_>, i: usize) -> Result<Ended, DbError> {
     Ok(Ended {
-        reason: r.get::<_, Option<String>>(i)?.as_deref().and_then(Reason::parse),
-        event: opt_uuid(r, i + 1)?,
-        limit_minutes: r.get(i + 2)?,
+        reason: r.opt_text(i)?.as_deref().and_then(Reason::parse),
+        event: r.opt_uuid(i + 1)?,
+        limit_minutes: r.opt_i64(i + 2)?,
     })
 }
 
@@ -285,9 +270,7 @@ pub struct SessionTimes {
 
 /// Every live session of the account: what a policy change is judged against.
 pub fn live_session_times(tx: &Tx<'_>, account_id: Uuid) -> Result<Vec<SessionTimes>, DbError> {
-    let mut stmt = tx.conn().prepare_cached(LIVE_SESSION_TIMES_SQL)?;
-    let rows = stmt.query_map([account_id.to_string()], |r| {
-        Ok(SessionTimes { started: time(r, 0)?, last_active: time(r, 1)? })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    tx.query(LIVE_SESSION_TIMES_SQL, &[&account_id.to_string()], |r| {
+        Ok(SessionTimes { started: r.time(0)?, last_active: r.time(1)? })
+    })
 }

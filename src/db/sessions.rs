@@ -3,11 +3,9 @@
 //! policy's call, made by the caller with the overrides read here.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::column::{time, uuid};
-use super::{DbError, Tx};
+use super::{DbError, Row, Tx};
 use crate::auth::Role;
 use crate::policy::Overrides;
 
@@ -52,27 +50,23 @@ pub(super) const LIVE_IN_ACCOUNT_SQL: &str =
      ORDER BY t.issued_at DESC
      LIMIT 1";
 
-fn live_from_row(r: &Row<'_>) -> rusqlite::Result<LiveSession> {
+fn live_from_row(r: &Row<'_>) -> Result<LiveSession, DbError> {
     Ok(LiveSession {
-        session_id: uuid(r, 0)?,
-        user_id: uuid(r, 1)?,
-        email: r.get(2)?,
-        role: r.get::<_, String>(3)?.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
-        })?,
-        started_at: time(r, 4)?,
-        last_active_at: time(r, 5)?,
-        user_agent: r.get(6)?,
-        ip: r.get(7)?,
-        overrides: Overrides { idle_minutes: r.get(8)?, absolute_minutes: r.get(9)? },
+        session_id: r.uuid(0)?,
+        user_id: r.uuid(1)?,
+        email: r.text(2)?,
+        role: r.text(3)?.parse().map_err(|e: String| DbError::Other(anyhow::anyhow!(e)))?,
+        started_at: r.time(4)?,
+        last_active_at: r.time(5)?,
+        user_agent: r.opt_text(6)?,
+        ip: r.opt_text(7)?,
+        overrides: Overrides { idle_minutes: r.opt_i64(8)?, absolute_minutes: r.opt_i64(9)? },
     })
 }
 
 /// Every session of the account with a live token, most recently active first.
 pub fn live_by_account(tx: &Tx<'_>, account_id: Uuid) -> Result<Vec<LiveSession>, DbError> {
-    let mut stmt = tx.conn().prepare_cached(LIVE_BY_ACCOUNT_SQL)?;
-    let rows = stmt.query_map([account_id.to_string()], live_from_row)?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    tx.query(LIVE_BY_ACCOUNT_SQL, &[&account_id.to_string()], live_from_row)
 }
 
 /// The session, if it has a live token and belongs to an active user of the account.
@@ -81,9 +75,9 @@ pub fn live_in_account(
     session_id: Uuid,
     account_id: Uuid,
 ) -> Result<Option<LiveSession>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(LIVE_IN_ACCOUNT_SQL)?
-        .query_row(params![session_id.to_string(), account_id.to_string()], live_from_row)
-        .optional()?)
+    tx.query_opt(
+        LIVE_IN_ACCOUNT_SQL,
+        &[&session_id.to_string(), &account_id.to_string()],
+        live_from_row,
+    )
 }

@@ -1,11 +1,9 @@
 //! `users`: people who log in; each belongs to one account.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{ErrorCode, OptionalExtension, Row, params};
 use uuid::Uuid;
 
-use super::column::uuid;
-use super::{DbError, Tx, to_ms};
+use super::{DbError, Row, Tx, to_ms};
 use crate::auth::Role;
 
 #[derive(Debug, Clone)]
@@ -46,57 +44,45 @@ pub(super) const SESSION_STATE_SQL: &str = "SELECT id, account_id, email, role, 
        AND EXISTS (SELECT 1 FROM refresh_tokens t
                    WHERE t.session_id = ?2 AND t.user_id = users.id AND t.revoked_at IS NULL)";
 
-fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+fn user_from_row(r: &Row<'_>) -> Result<User, DbError> {
     Ok(User {
-        id: uuid(r, 0)?,
-        account_id: uuid(r, 1)?,
-        email: r.get(2)?,
-        role: r.get::<_, String>(3)?.parse().map_err(|e: String| {
-            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, e.into())
-        })?,
-        is_active: r.get(4)?,
+        id: r.uuid(0)?,
+        account_id: r.uuid(1)?,
+        email: r.text(2)?,
+        role: r.text(3)?.parse().map_err(|e: String| DbError::Other(anyhow::anyhow!(e)))?,
+        is_active: r.bool(4)?,
     })
 }
 
 pub fn insert(tx: &Tx<'_>, u: &NewUser<'_>, now: DateTime<Utc>) -> Result<(), DbError> {
-    let result = tx.conn().execute(
+    let result = tx.execute(
         "INSERT INTO users (id, account_id, email, password_hash, role, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            u.id.to_string(),
-            u.account_id.to_string(),
-            u.email,
-            u.password_hash,
-            u.role.as_str(),
-            to_ms(now)
+        &[
+            &u.id.to_string(),
+            &u.account_id.to_string(),
+            &u.email,
+            &u.password_hash,
+            &u.role.as_str(),
+            &to_ms(now),
         ],
     );
     match result {
         Ok(_) => Ok(()),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == ErrorCode::ConstraintViolation
-                && e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE =>
-        {
+        // The only unique column a new user can collide on (its id is random).
+        Err(DbError::Conflict(_)) => {
             Err(DbError::Conflict(format!("a user with email {} already exists", u.email)))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
 pub fn credentials_by_email(tx: &Tx<'_>, email: &str) -> Result<Option<Credentials>, DbError> {
-    let found = tx
-        .conn()
-        .prepare_cached(
-            "SELECT id, account_id, email, role, is_active, password_hash FROM users WHERE email = ?1",
-        )?
-        .query_row([email], |r| {
-            Ok(Credentials {
-                user: user_from_row(r)?,
-                password_hash: r.get(5)?,
-            })
-        })
-        .optional()?;
-    Ok(found)
+    tx.query_opt(
+        "SELECT id, account_id, email, role, is_active, password_hash FROM users WHERE email = ?1",
+        &[&email],
+        |r| Ok(Credentials { user: user_from_row(r)?, password_hash: r.text(5)? }),
+    )
 }
 
 /// See [`SESSION_STATE_SQL`].
@@ -105,25 +91,20 @@ pub fn active_in_live_session(
     user_id: Uuid,
     session_id: Uuid,
 ) -> Result<Option<User>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached(SESSION_STATE_SQL)?
-        .query_row(params![user_id.to_string(), session_id.to_string()], user_from_row)
-        .optional()?)
+    tx.query_opt(SESSION_STATE_SQL, &[&user_id.to_string(), &session_id.to_string()], user_from_row)
 }
 
 pub fn is_active(tx: &Tx<'_>, user_id: Uuid) -> Result<bool, DbError> {
     Ok(tx
-        .conn()
-        .prepare_cached("SELECT is_active FROM users WHERE id = ?1")?
-        .query_row([user_id.to_string()], |r| r.get(0))
-        .optional()?
+        .query_opt("SELECT is_active FROM users WHERE id = ?1", &[&user_id.to_string()], |r| {
+            r.bool(0)
+        })?
         .unwrap_or(false))
 }
 
 pub fn deactivate(tx: &Tx<'_>, user_id: Uuid) -> Result<(), DbError> {
     let changed =
-        tx.conn().execute("UPDATE users SET is_active = 0 WHERE id = ?1", [user_id.to_string()])?;
+        tx.execute("UPDATE users SET is_active = 0 WHERE id = ?1", &[&user_id.to_string()])?;
     if changed == 0 {
         return Err(DbError::NotFound);
     }
@@ -132,11 +113,11 @@ pub fn deactivate(tx: &Tx<'_>, user_id: Uuid) -> Result<(), DbError> {
 
 /// The user's password hash, if the user exists and is active.
 pub fn password_hash(tx: &Tx<'_>, user_id: Uuid) -> Result<Option<String>, DbError> {
-    Ok(tx
-        .conn()
-        .prepare_cached("SELECT password_hash FROM users WHERE id = ?1 AND is_active = 1")?
-        .query_row([user_id.to_string()], |r| r.get(0))
-        .optional()?)
+    tx.query_opt(
+        "SELECT password_hash FROM users WHERE id = ?1 AND is_active = 1",
+        &[&user_id.to_string()],
+        |r| r.text(0),
+    )
 }
 
 /// Replaces the password hash, if it is still `expected`: two concurrent changes cannot
@@ -147,9 +128,9 @@ pub fn replace_password_hash(
     expected: &str,
     new_hash: &str,
 ) -> Result<bool, DbError> {
-    let changed = tx.conn().execute(
+    let changed = tx.execute(
         "UPDATE users SET password_hash = ?3 WHERE id = ?1 AND password_hash = ?2",
-        params![user_id.to_string(), expected, new_hash],
+        &[&user_id.to_string(), &expected, &new_hash],
     )?;
     Ok(changed == 1)
 }
@@ -157,7 +138,9 @@ pub fn replace_password_hash(
 /// Every user of an account, active or not: `(id, email)`, for naming the actors of its
 /// audit trail.
 pub fn emails_in_account(tx: &Tx<'_>, account_id: Uuid) -> Result<Vec<(Uuid, String)>, DbError> {
-    let mut stmt = tx.conn().prepare_cached("SELECT id, email FROM users WHERE account_id = ?1")?;
-    let rows = stmt.query_map([account_id.to_string()], |r| Ok((uuid(r, 0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    tx.query(
+        "SELECT id, email FROM users WHERE account_id = ?1",
+        &[&account_id.to_string()],
+        |r| Ok((r.uuid(0)?, r.text(1)?)),
+    )
 }

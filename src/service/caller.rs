@@ -51,10 +51,11 @@ impl Caller {
 /// Runs `f` in one write transaction on `caller`'s behalf: the instant is read from the
 /// clock once the transaction has begun (after any writer ahead of it), the caller is
 /// checked again at that instant, and `f` gets the user and the instant. Nothing is
-/// written when the check fails.
-pub async fn write_as<T, F>(db: &Db, clock: &Clock, caller: Caller, f: F) -> Result<T, Error>
+/// written when the check fails. `f` may run more than once: a transaction that loses a
+/// race with another process on PostgreSQL runs again, clock reading and check included.
+pub async fn write_as<T, F>(db: &Db, clock: &Clock, caller: Caller, mut f: F) -> Result<T, Error>
 where
-    F: FnOnce(&Tx<'_>, &User, DateTime<Utc>) -> Result<T, Error> + Send + 'static,
+    F: FnMut(&Tx<'_>, &User, DateTime<Utc>) -> Result<T, Error> + Send + 'static,
     T: Send + 'static,
 {
     let clock = clock.clone();
@@ -67,9 +68,9 @@ where
 }
 
 /// [`write_as`] for a read: a preview answers only a caller who could make the change.
-pub async fn read_as<T, F>(db: &Db, clock: &Clock, caller: Caller, f: F) -> Result<T, Error>
+pub async fn read_as<T, F>(db: &Db, clock: &Clock, caller: Caller, mut f: F) -> Result<T, Error>
 where
-    F: FnOnce(&Tx<'_>, &User, DateTime<Utc>) -> Result<T, Error> + Send + 'static,
+    F: FnMut(&Tx<'_>, &User, DateTime<Utc>) -> Result<T, Error> + Send + 'static,
     T: Send + 'static,
 {
     let clock = clock.clone();

@@ -1,5 +1,5 @@
 //! Day-2 housekeeping: pruning old refresh tokens (the `prune` command and the server's
-//! hourly run), keeping the metrics registry tidy, and online backups.
+//! hourly run, which also deletes the login throttle's closed windows), keeping the metrics registry tidy, and online backups.
 //!
 //! # What the prune deletes
 //!
@@ -95,9 +95,7 @@ where
         let (chunk, delete) = (chunk.to_vec(), delete.clone());
         let started = std::time::Instant::now();
         let n = db
-            .write(move |tx| {
-                chunk.into_iter().map(|rowid| delete(tx, rowid)).sum::<Result<u64, _>>()
-            })
+            .write(move |tx| chunk.iter().map(|&rowid| delete(tx, rowid)).sum::<Result<u64, _>>())
             .await?;
         // Counted as each chunk commits: a prune stopped by a shutdown still shows.
         db.metrics().pruned(n);
@@ -188,6 +186,19 @@ pub async fn prune_periodically(
             () = tokio::time::sleep(wait) => {}
         }
         wait = every;
+        // One process of a deployment prunes at a time (PostgreSQL: an advisory lock);
+        // the others skip this round.
+        let _lease = match state.db.try_lease("prune").await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                tracing::debug!("another process is pruning; skipping this round");
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = format!("{e:#}"), "prune failed");
+                continue;
+            }
+        };
         let (db, bounds) = (&state.db, state.bounds);
         let retention = state.config.session.retention_days;
         let started = std::time::Instant::now();
@@ -202,6 +213,17 @@ pub async fn prune_periodically(
                 tracing::info!(deleted, ms, retention_days = retention, "pruned refresh tokens");
             }
             Err(e) => tracing::error!(error = format!("{e:#}"), "prune failed"),
+        }
+        // The login throttle's rows whose window has closed (auth::throttle).
+        let run = state.login_throttle.prune(state.clock.now());
+        let result = tokio::select! {
+            () = stop.cancelled() => return,
+            result = run => result,
+        };
+        match result {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "pruned closed login-failure windows"),
+            Err(e) => tracing::error!(error = format!("{e:#}"), "login-failure prune failed"),
         }
     }
 }

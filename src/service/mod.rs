@@ -11,6 +11,7 @@ pub mod users;
 
 use uuid::Uuid;
 
+use crate::auth::throttle::BeginError;
 use crate::db::DbError;
 use crate::policy::PolicyError;
 use crate::revocation::Reason;
@@ -95,6 +96,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached now (PostgreSQL gone away); worth trying again.
+    #[error("the database is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -104,7 +108,19 @@ impl From<DbError> for Error {
         match e {
             DbError::NotFound => Error::NotFound("not_found".into()),
             DbError::Conflict(msg) => Error::Conflict(msg),
+            DbError::Unavailable(e) => Error::Unavailable(e),
             DbError::Other(e) => Error::Internal(e),
+        }
+    }
+}
+
+impl From<BeginError> for Error {
+    fn from(e: BeginError) -> Self {
+        match e {
+            BeginError::Throttled(t) => {
+                Error::TooManyAttempts { retry_after_seconds: t.retry_after_seconds }
+            }
+            BeginError::Db(e) => e.into(),
         }
     }
 }

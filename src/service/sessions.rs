@@ -52,15 +52,18 @@ pub async fn login(
     now: DateTime<Utc>,
 ) -> Result<TokenPair, Error> {
     let email = normalize_email(email);
-    let attempt = state
-        .login_throttle
-        .begin(&email, client.ip.as_deref(), now)
-        .await
-        .map_err(|t| Error::TooManyAttempts { retry_after_seconds: t.retry_after_seconds })?;
+    let attempt = state.login_throttle.begin(&email, client.ip.as_deref(), now).await?;
     let result = authenticate(state, email, password, client, now).await;
     match &result {
-        Ok(_) => attempt.succeeded(),
-        Err(Error::InvalidCredentials) => attempt.failed(now),
+        Ok(_) => {
+            // The session exists already: a failure to forget old failures must not
+            // take it back. They stay counted until the next success or their window ends.
+            if let Err(e) = attempt.succeeded().await {
+                tracing::error!(error = format!("{e:#}"), "could not clear the login failures");
+            }
+        }
+        // Not counted, not answered: a failure that cannot be counted must not be free.
+        Err(Error::InvalidCredentials) => attempt.failed(now).await?,
         Err(_) => {}
     }
     result
@@ -348,14 +351,16 @@ pub async fn change_password(
     let attempt = state
         .login_throttle
         .begin(&email, client.ip.as_deref(), clock.now())
-        .await
-        .map_err(|t| Error::TooManyAttempts { retry_after_seconds: t.retry_after_seconds })?;
+        .await?;
     if !state.hasher.verify(current, Some(stored.clone())).await? {
-        attempt.failed(clock.now());
+        attempt.failed(clock.now()).await?;
         audit_password_change_failed(state, caller, client.ip).await?;
         return Err(Error::WrongPassword);
     }
-    attempt.succeeded();
+    if let Err(e) = attempt.succeeded().await {
+        // As at login: the earlier failures stay counted until their window ends.
+        tracing::error!(error = format!("{e:#}"), "could not clear the login failures");
+    }
     let new_hash = state.hasher.hash(new).await?;
     let keep = caller.session_id;
     write_as(db, clock, caller, move |tx, user, now| {

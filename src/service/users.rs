@@ -1,4 +1,4 @@
-//! User administration (the operator's CLI): create and disable.
+//! User administration (the operator's CLI): create, disable, unlock.
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -6,7 +6,8 @@ use uuid::Uuid;
 
 use super::{Error, normalize_email};
 use crate::auth::Role;
-use crate::db::{Db, accounts, audit_events, refresh_tokens, users};
+use crate::auth::throttle;
+use crate::db::{Db, accounts, audit_events, login_failures, refresh_tokens, users};
 use crate::revocation::{Reason, Stamp};
 
 /// A plausible email: one `@` with something on both sides, no spaces or control
@@ -82,6 +83,34 @@ pub async fn disable(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(Uuid, 
             now,
         )?;
         Ok((user.id, revoked))
+    })
+    .await
+}
+
+/// Lifts the login throttle's lockout of a user: forgets the failed logins counted for
+/// their email from every client address, with audit `user.unlocked`, in one
+/// transaction. A running server sees it at the user's next attempt (the counts are in
+/// the database). Returns the user's id and how many (email, address) pairs were cleared.
+pub async fn unlock(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(Uuid, usize), Error> {
+    let email = normalize_email(email);
+    db.write(move |tx| -> Result<(Uuid, usize), Error> {
+        let user = users::credentials_by_email(tx, &email)?
+            .map(|c| c.user)
+            .ok_or_else(|| Error::NotFound(format!("no user with email {email}")))?;
+        let cleared = login_failures::clear_email(tx, &throttle::email_key(&email))?;
+        audit_events::insert(
+            tx,
+            &audit_events::NewEvent {
+                account_id: user.account_id,
+                user_id: None,
+                action: "user.unlocked",
+                resource_type: "user",
+                resource_id: Some(user.id.to_string()),
+                details: json!({ "email": email, "cleared": cleared }),
+            },
+            now,
+        )?;
+        Ok((user.id, cleared))
     })
     .await
 }

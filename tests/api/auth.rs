@@ -140,13 +140,11 @@ async fn disabling_a_user_refuses_their_access_token_at_once() {
 
 #[tokio::test]
 async fn a_role_change_takes_effect_on_the_next_request() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let tok = app.login(&t.owner).await;
     assert_eq!(app.get("/accounts/me/security", &tok.access).await.status, 200);
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute("UPDATE users SET role = 'engineer' WHERE id = ?1", [t.owner.id.to_string()])
-        .unwrap();
+    app.sql("UPDATE users SET role = 'engineer' WHERE id = ?1", &[&t.owner.id.to_string()]);
     app.get("/accounts/me/security", &tok.access).await.assert(403, "owner_required");
 }
 
@@ -205,6 +203,9 @@ async fn access_token_lifetime_comes_from_the_configuration() {
 
 #[tokio::test]
 async fn a_configured_secret_signs_the_tokens_and_no_secret_file_is_written() {
+    if crate::helpers::sqlite_only("the secret file beside a SQLite database") {
+        return;
+    }
     let secret = "a-configured-secret-of-at-least-32-bytes";
     let app = TestApp::spawn_on_file_with(|c| c.auth.jwt_secret = secret.to_owned().into()).await;
     let t = app.tenant("Acme").await;
@@ -222,13 +223,12 @@ async fn a_configured_secret_signs_the_tokens_and_no_secret_file_is_written() {
 
 #[tokio::test]
 async fn a_token_whose_user_no_longer_exists_is_not_authenticated() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let tok = app.login(&t.engineer).await;
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
     let id = t.engineer.id.to_string();
-    conn.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", [&id]).unwrap();
-    conn.execute("DELETE FROM audit_events WHERE user_id = ?1", [&id]).unwrap();
-    conn.execute("DELETE FROM users WHERE id = ?1", [&id]).unwrap();
+    app.sql("DELETE FROM refresh_tokens WHERE user_id = ?1", &[&id]);
+    app.sql("DELETE FROM audit_events WHERE user_id = ?1", &[&id]);
+    app.sql("DELETE FROM users WHERE id = ?1", &[&id]);
     assert!(!app.access_ok(&tok.access).await);
 }

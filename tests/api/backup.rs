@@ -52,6 +52,9 @@ fn login(base: &str) -> String {
 /// before the backup started must be in the copy.
 #[test]
 fn a_backup_under_write_load_holds_every_acknowledged_write() {
+    if crate::helpers::sqlite_only("SQLite online backup of a database file") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db_path = dir.path().join("live.db");
     let db = db_path.to_str().unwrap();
@@ -142,6 +145,9 @@ fn a_backup_under_write_load_holds_every_acknowledged_write() {
 
 #[test]
 fn backup_refuses_to_overwrite_and_names_what_is_wrong() {
+    if crate::helpers::sqlite_only("SQLite online backup of a database file") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("live.db");
     let db = db.to_str().unwrap();

@@ -17,7 +17,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sessiond::auth::Role;
 
-use crate::helpers::{PASSWORD, TestApp, TestUser, assert_tokens_and_rotations_kept, stored_token};
+use crate::helpers::{
+    PASSWORD, Store, TestApp, TestUser, assert_tokens_and_rotations_kept, stored_token,
+};
 
 const MIXED_TENANTS: usize = 4;
 const REFRESHERS_PER_TENANT: usize = 10;
@@ -218,7 +220,7 @@ async fn owner(http: Http, rec: Shared, tenant: usize, email: String, patch: boo
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
     let seconds = if long_tests() { 60 } else { 3 };
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let http = Http {
         base: app.base.clone(),
         client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
@@ -271,18 +273,17 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
     assert!(rec.race_rounds >= RACE_GROUPS, "every group raced: {}", rec.race_rounds);
     assert!(!rec.revokes.is_empty() && !rec.patches.is_empty(), "owners acted");
 
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    let one = |sql: &str| -> i64 { app.sql(sql, &[])[0][0].as_deref().unwrap().parse().unwrap() };
     // No lost rotation: no chain with two live tokens, no fork, no dangling successor.
     assert_eq!(
         one("SELECT count(*) FROM (SELECT session_id FROM refresh_tokens WHERE revoked_at IS NULL
-             GROUP BY session_id HAVING count(*) > 1)"),
+             GROUP BY session_id HAVING count(*) > 1) AS s"),
         0,
         "a session with more than one live token"
     );
     assert_eq!(
         one("SELECT count(*) FROM (SELECT session_id FROM refresh_tokens GROUP BY session_id
-             HAVING count(*) <> 1 + count(replaced_by))"),
+             HAVING count(*) <> 1 + count(replaced_by)) AS s"),
         0,
         "a session whose tokens are not one chain"
     );
@@ -292,8 +293,9 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
         0,
         "a rotation whose successor is missing"
     );
-    assert_tokens_and_rotations_kept(&conn, &rec.issued, &rec.rotations);
-    let row = |token: &str| stored_token(&conn, token);
+    let store = Store::open(&crate::helpers::db_target(&app.state.config));
+    assert_tokens_and_rotations_kept(&store, &rec.issued, &rec.rotations);
+    let row = |token: &str| stored_token(&store, token);
     // A chain's own refresher was refused only after a revoke, never by a lost rotation.
     for t in &rec.refused {
         let (_, revoked_at, replaced_by) = row(t).unwrap();
@@ -301,6 +303,12 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
     }
     // Every acknowledged revoke counted exactly the tokens revoked, with its audit row.
     let revoked_total: u64 = rec.revokes.iter().sum();
+    // The audit row's count, read from its JSON details in each dialect.
+    let revoked_count = if crate::helpers::pg_url().is_some() {
+        "CAST(CAST(details AS json)->>'revoked_count' AS BIGINT)"
+    } else {
+        "json_extract(details, '$.revoked_count')"
+    };
     assert_eq!(
         one(
             "SELECT count(*) FROM refresh_tokens WHERE revoked_at IS NOT NULL AND replaced_by IS NULL"
@@ -313,8 +321,10 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
         rec.revokes.len()
     );
     assert_eq!(
-        one("SELECT coalesce(sum(json_extract(details, '$.revoked_count')), 0) FROM audit_events
-             WHERE action = 'account.sessions_revoked_bulk'") as u64,
+        one(&format!(
+            "SELECT coalesce(sum({revoked_count}), 0) FROM audit_events
+             WHERE action = 'account.sessions_revoked_bulk'"
+        )) as u64,
         revoked_total
     );
     // And by the audit event each revoked token records (schema version 2): every such
@@ -326,9 +336,11 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
         "a token revoked by an audit event that is not there"
     );
     assert_eq!(
-        one("SELECT count(*) FROM audit_events e WHERE action = 'account.sessions_revoked_bulk'
-             AND json_extract(details, '$.revoked_count') <>
-                 (SELECT count(*) FROM refresh_tokens t WHERE t.revoked_by_event = e.id)"),
+        one(&format!(
+            "SELECT count(*) FROM audit_events e WHERE action = 'account.sessions_revoked_bulk'
+             AND {revoked_count} <>
+                 (SELECT count(*) FROM refresh_tokens t WHERE t.revoked_by_event = e.id)"
+        )),
         0,
         "a bulk revoke's audit row and the tokens it revoked disagree"
     );
@@ -341,13 +353,12 @@ async fn sixty_four_concurrent_writers_lose_nothing_and_never_see_a_5xx() {
     // Each account holds the last policy acknowledged to its owner.
     for (tenant, acked) in &rec.patches {
         let (idle, abs) = acked.last().copied().unwrap();
-        let stored: (i64, i64) = conn
-            .query_row(
-                "SELECT idle_minutes, absolute_minutes FROM accounts WHERE name = ?1",
-                [format!("Mixed {tenant}")],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
+        let row = app.sql(
+            "SELECT idle_minutes, absolute_minutes FROM accounts WHERE name = ?1",
+            &[&format!("Mixed {tenant}")],
+        );
+        let num = |v: &Option<String>| -> i64 { v.as_deref().unwrap().parse().unwrap() };
+        let stored = (num(&row[0][0]), num(&row[0][1]));
         assert_eq!(stored, (idle, abs), "tenant {tenant}");
     }
 

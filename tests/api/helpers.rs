@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessiond::auth::Role;
 use sessiond::auth::password::hash_blocking;
+use sessiond::config::{DatabaseTarget, DatabaseUrl};
 use sessiond::state::AppState;
 use sessiond::{App, Config};
 use tempfile::TempDir;
@@ -99,11 +100,75 @@ pub struct Tenant {
     pub engineer: TestUser,
 }
 
-/// A config for tests: loopback on any port, in-memory database, test clock on.
+/// The PostgreSQL server the suite runs on, when `SESSIOND_TEST_DATABASE_URL` is set (a
+/// `postgres://` URL of a server where the user may create schemas); otherwise SQLite.
+pub fn pg_url() -> Option<String> {
+    std::env::var("SESSIOND_TEST_DATABASE_URL").ok().filter(|u| !u.trim().is_empty())
+}
+
+/// The backend this run of the suite uses, printed once.
+pub fn backend_name() -> &'static str {
+    static PRINTED: OnceLock<&'static str> = OnceLock::new();
+    PRINTED.get_or_init(|| {
+        let name = if pg_url().is_some() { "postgres" } else { "sqlite" };
+        eprintln!("sessiond tests: database backend = {name}");
+        name
+    })
+}
+
+/// True (after saying why on stderr) when the suite runs on PostgreSQL: for tests about
+/// SQLite itself (its files, backups, query plans, `:memory:`), which run in the SQLite
+/// pass and would only repeat it.
+pub fn sqlite_only(what: &str) -> bool {
+    if pg_url().is_some() {
+        eprintln!("skipped on PostgreSQL (runs in the SQLite pass): {what}");
+        return true;
+    }
+    false
+}
+
+/// Runs `f` with a client of the test server, on a thread of its own: the synchronous
+/// client must not be used (or dropped) on an async thread.
+pub fn with_pg<T: Send>(url: &str, f: impl FnOnce(&mut postgres::Client) -> T + Send) -> T {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut client = postgres::Client::connect(url, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("connecting to the test database: {e}"));
+            f(&mut client)
+        })
+        .join()
+        .unwrap()
+    })
+}
+
+/// A fresh, empty schema on the test server; the URL whose connections use it (as their
+/// `search_path`). Schemas are left behind: the test cluster is thrown away after a run.
+pub fn fresh_pg_schema(url: &str) -> String {
+    let schema = format!("t_{}", Uuid::new_v4().simple());
+    with_pg(url, |c| c.batch_execute(&format!("CREATE SCHEMA {schema}")).unwrap());
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-csearch_path%3D{schema}")
+}
+
+/// The database a configuration names, as `Db::open` takes it: the file (or `:memory:`),
+/// or the PostgreSQL URL (with its password: for the tests' own connections only).
+pub fn db_target(config: &Config) -> String {
+    match config.database.target() {
+        DatabaseTarget::Sqlite { path } => path,
+        DatabaseTarget::Postgres { url } => url.expose().to_owned(),
+    }
+}
+
+/// A config for tests: loopback on any port, test clock on, and a private database: in
+/// memory, or a fresh schema on PostgreSQL when `SESSIOND_TEST_DATABASE_URL` is set.
 pub fn test_config() -> Config {
+    backend_name();
     let mut c = Config::default();
     c.server.listen = "127.0.0.1:0".into();
-    c.database.path = ":memory:".into();
+    match pg_url() {
+        Some(url) => c.database.url = DatabaseUrl::new(fresh_pg_schema(&url)),
+        None => c.database.path = ":memory:".into(),
+    }
     c.testing.clock_control = true;
     c
 }
@@ -120,7 +185,77 @@ impl TestApp {
         Self::spawn_config(config, dir).await
     }
 
-    /// On a database file in a fresh temporary directory.
+    /// On a database that [`TestApp::sql`] can reach behind the server's back: a file
+    /// in a fresh temporary directory on SQLite, a fresh schema on PostgreSQL.
+    pub async fn spawn_inspectable() -> TestApp {
+        Self::spawn_inspectable_with(|_| {}).await
+    }
+
+    pub async fn spawn_inspectable_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        if pg_url().is_some() {
+            Self::spawn_with(adjust).await
+        } else {
+            Self::spawn_on_file_with(adjust).await
+        }
+    }
+
+    /// Runs `sql` on the app's database directly, behind the server's back (either
+    /// backend: [`TestApp::spawn_inspectable`]), with `?1`, `?2`, … replaced by the text
+    /// literals `params`. Every value comes back as text (`None` for NULL).
+    pub fn sql(&self, sql: &str, params: &[&str]) -> Vec<Vec<Option<String>>> {
+        let mut text = sql.to_owned();
+        for (i, p) in params.iter().enumerate().rev() {
+            text = text.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
+        }
+        let target = &db_target(&self.state.config);
+        if target.starts_with("postgres") {
+            return with_pg(target, |c| {
+                let mut rows = Vec::new();
+                for m in c.simple_query(&text).unwrap_or_else(|e| panic!("{text}: {e}")) {
+                    if let postgres::SimpleQueryMessage::Row(r) = m {
+                        rows.push((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect());
+                    }
+                }
+                rows
+            });
+        }
+        let conn = rusqlite::Connection::open(target).unwrap();
+        let mut stmt = conn.prepare(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let n = stmt.column_count();
+        let mut rows = Vec::new();
+        let mut q = stmt.raw_query();
+        while let Some(r) = q.next().unwrap() {
+            rows.push(
+                (0..n)
+                    .map(|i| match r.get::<_, rusqlite::types::Value>(i).unwrap() {
+                        rusqlite::types::Value::Null => None,
+                        rusqlite::types::Value::Integer(v) => Some(v.to_string()),
+                        rusqlite::types::Value::Real(v) => Some(v.to_string()),
+                        rusqlite::types::Value::Text(v) => Some(v),
+                        rusqlite::types::Value::Blob(v) => Some(format!("{v:?}")),
+                    })
+                    .collect(),
+            );
+        }
+        rows
+    }
+
+    /// [`TestApp::sql`] for a statement that may fail: its error message.
+    pub fn try_sql(&self, sql: &str, params: &[&str]) -> Result<(), String> {
+        let mut text = sql.to_owned();
+        for (i, p) in params.iter().enumerate().rev() {
+            text = text.replace(&format!("?{}", i + 1), &format!("'{}'", p.replace('\'', "''")));
+        }
+        let target = db_target(&self.state.config);
+        if target.starts_with("postgres") {
+            return with_pg(&target, |c| c.batch_execute(&text).map_err(|e| format!("{e:?}")));
+        }
+        let conn = rusqlite::Connection::open(&target).unwrap();
+        conn.execute_batch(&text).map_err(|e| e.to_string())
+    }
+
+    /// On a database file in a fresh temporary directory (SQLite, whatever the backend of
+    /// the run: for tests about the file).
     pub async fn spawn_on_file() -> TestApp {
         Self::spawn_on_file_with(|_| {}).await
     }
@@ -129,6 +264,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config();
         config.database.path = dir.path().join("sessiond.db").to_string_lossy().into_owned();
+        config.database.url = DatabaseUrl::default();
         adjust(&mut config);
         Self::spawn_config(config, dir).await
     }
@@ -332,21 +468,43 @@ pub fn session_of(access: &str) -> String {
 /// `(id, revoked_at, replaced_by)`.
 pub type StoredToken = (String, Option<i64>, Option<String>);
 
-pub fn stored_token(conn: &rusqlite::Connection, token: &str) -> Option<StoredToken> {
+/// Where stored tokens are looked up: a SQLite file, or a PostgreSQL database by URL.
+pub enum Store {
+    Sqlite(rusqlite::Connection),
+    Pg(String),
+}
+
+impl Store {
+    /// The store of a database: a file path or a `postgres://` URL.
+    pub fn open(target: &str) -> Store {
+        if target.starts_with("postgres") {
+            Store::Pg(target.to_owned())
+        } else {
+            Store::Sqlite(rusqlite::Connection::open(target).unwrap())
+        }
+    }
+}
+
+pub fn stored_token(store: &Store, token: &str) -> Option<StoredToken> {
     use sha2::Digest;
-    conn.query_row(
-        "SELECT id, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?1",
-        [sha2::Sha256::digest(token.as_bytes()).to_vec()],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )
-    .ok()
+    let hash = sha2::Sha256::digest(token.as_bytes()).to_vec();
+    let sql = "SELECT id, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?1";
+    match store {
+        Store::Sqlite(conn) => {
+            conn.query_row(sql, [hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ok()
+        }
+        Store::Pg(url) => with_pg(url, |c| {
+            let row = c.query_opt(&sql.replace("?1", "$1"), &[&hash]).unwrap()?;
+            Some((row.get(0), row.get(1), row.get(2)))
+        }),
+    }
 }
 
 /// Every token handed out is stored, and every acknowledged rotation `(old, new)` is
 /// recorded as such: `old` revoked and replaced by `new`.
 #[track_caller]
 pub fn assert_tokens_and_rotations_kept(
-    conn: &rusqlite::Connection,
+    conn: &Store,
     issued: &[String],
     rotations: &[(String, String)],
 ) {

@@ -154,18 +154,18 @@ async fn healthz_answers_once_the_database_does() {
 
 #[tokio::test]
 async fn a_database_failure_is_a_bare_internal_error_and_rolls_back() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     // Break the audit table behind the server's back: the policy change must roll back.
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute_batch("ALTER TABLE audit_events RENAME TO audit_events_gone").unwrap();
+    app.try_sql("ALTER TABLE audit_events RENAME TO audit_events_gone", &[]).unwrap();
     let r = app.patch("/accounts/me/security", &owner.access, json!({"idle_minutes": 30})).await;
     r.assert(500, "internal_error");
-    for leak in ["audit_events", "sqlite", "SQL", "/tmp", app.db_path().to_str().unwrap()] {
+    let target = crate::helpers::db_target(&app.state.config);
+    for leak in ["audit_events", "sqlite", "postgres", "SQL", "/tmp", &target] {
         assert!(!r.text.contains(leak), "500 leaks {leak:?}: {}", r.text);
     }
-    conn.execute_batch("ALTER TABLE audit_events_gone RENAME TO audit_events").unwrap();
+    app.try_sql("ALTER TABLE audit_events_gone RENAME TO audit_events", &[]).unwrap();
     let policy = app.get("/accounts/me/security", &owner.access).await;
     assert_eq!(
         policy.body["idle_minutes"],

@@ -117,7 +117,7 @@ async fn the_length_is_checked_before_the_current_password() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_two_concurrent_changes_from_the_same_password_exactly_one_wins() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     for round in 0..3 {
         let (current, next) = if round % 2 == 0 { (PASSWORD, NEW) } else { (NEW, PASSWORD) };

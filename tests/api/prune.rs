@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use rusqlite::{Connection, params};
 use serde_json::json;
 use sessiond::service::maintenance::{self, PRUNE_BATCH};
 use tokio_util::sync::CancellationToken;
@@ -15,18 +14,12 @@ use crate::process::{Server, run, seed_owner};
 
 const DAY: i64 = 24 * 3600;
 
-fn conn(app: &TestApp) -> Connection {
-    Connection::open(app.db_path()).unwrap()
+fn count(c: &TestApp, sql: &str, session: Option<&str>) -> i64 {
+    let rows = c.sql(sql, session.as_slice());
+    rows[0][0].as_deref().unwrap().parse().unwrap()
 }
 
-fn count(c: &Connection, sql: &str, session: Option<&str>) -> i64 {
-    match session {
-        Some(s) => c.query_row(sql, [s], |r| r.get(0)).unwrap(),
-        None => c.query_row(sql, [], |r| r.get(0)).unwrap(),
-    }
-}
-
-fn tokens_of(c: &Connection, session: &str) -> i64 {
+fn tokens_of(c: &TestApp, session: &str) -> i64 {
     count(c, "SELECT count(*) FROM refresh_tokens WHERE session_id = ?1", Some(session))
 }
 
@@ -41,7 +34,7 @@ async fn prune(app: &TestApp) -> u64 {
 /// default retention of 30 days (cutoff: day 31).
 #[tokio::test]
 async fn old_ended_sessions_go_and_live_ones_stay_whole() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     app.set_policy(&owner.access, json!({"idle_minutes": 43200, "absolute_minutes": 129600})).await;
@@ -62,15 +55,15 @@ async fn old_ended_sessions_go_and_live_ones_stay_whole() {
     let owner = app.rotate(&owner.refresh).await;
     app.advance(DAY).await;
 
-    let c = conn(&app);
-    let before = count(&c, "SELECT count(*) FROM refresh_tokens", None);
-    assert_eq!(tokens_of(&c, &session_of(&left.access)), 3);
+    let c = &app; // its database, read behind its back (either backend)
+    let before = count(c, "SELECT count(*) FROM refresh_tokens", None);
+    assert_eq!(tokens_of(c, &session_of(&left.access)), 3);
     assert_eq!(prune(&app).await, 4, "the logged-out chain (3) and the abandoned token (1)");
-    assert_eq!(count(&c, "SELECT count(*) FROM refresh_tokens", None), before - 4);
-    assert_eq!(tokens_of(&c, &session_of(&left.access)), 0);
-    assert_eq!(tokens_of(&c, &session_of(&abandoned.access)), 0, "expired at day 30, past day 31");
-    assert_eq!(tokens_of(&c, &session_of(&recent.access)), 1, "revoked at day 40: kept");
-    assert_eq!(tokens_of(&c, &session_of(&owner.access)), 4, "a live session keeps its history");
+    assert_eq!(count(c, "SELECT count(*) FROM refresh_tokens", None), before - 4);
+    assert_eq!(tokens_of(c, &session_of(&left.access)), 0);
+    assert_eq!(tokens_of(c, &session_of(&abandoned.access)), 0, "expired at day 30, past day 31");
+    assert_eq!(tokens_of(c, &session_of(&recent.access)), 1, "revoked at day 40: kept");
+    assert_eq!(tokens_of(c, &session_of(&owner.access)), 4, "a live session keeps its history");
     assert_eq!(prune(&app).await, 0, "nothing more to do");
 
     // The live session still refreshes...
@@ -86,7 +79,7 @@ async fn old_ended_sessions_go_and_live_ones_stay_whole() {
 
 #[tokio::test]
 async fn a_policy_that_still_allows_a_session_keeps_it_however_old_its_last_refresh() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     app.set_policy(&owner.access, json!({"idle_minutes": 43200, "absolute_minutes": 129600})).await;
@@ -96,77 +89,89 @@ async fn a_policy_that_still_allows_a_session_keeps_it_however_old_its_last_refr
     let quiet = app.rotate(&quiet.refresh).await;
     app.advance(59 * DAY).await;
     assert_eq!(prune(&app).await, 1, "only the owner's first session, idle since day 0");
-    assert_eq!(tokens_of(&conn(&app), &session_of(&quiet.access)), 2);
+    assert_eq!(tokens_of(&app, &session_of(&quiet.access)), 2);
     app.refresh(&quiet.refresh).await.refused("session_idle_timeout", "idle_timeout");
 }
 
-/// Inserts a token row directly: thousands of them, without thousands of requests.
-fn insert_token(
-    c: &Connection,
+/// A token row to insert directly: thousands of them, without thousands of requests.
+fn token_row(
+    pg: bool,
     session: &str,
     user: Uuid,
     started: DateTime<Utc>,
     issued: DateTime<Utc>,
     revoked: Option<DateTime<Utc>>,
-) {
-    c.execute(
-        "INSERT INTO refresh_tokens
-           (id, session_id, user_id, token_hash, session_started_at, issued_at, revoked_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        params![
-            Uuid::new_v4().to_string(),
-            session,
-            user.to_string(),
-            Uuid::new_v4().as_bytes().to_vec(),
-            started.timestamp_millis(),
-            issued.timestamp_millis(),
-            revoked.map(|r| r.timestamp_millis()),
-        ],
+) -> String {
+    let hash = Uuid::new_v4().simple().to_string();
+    // A byte string literal in each dialect.
+    let hash = if pg { format!("decode('{hash}', 'hex')") } else { format!("x'{hash}'") };
+    format!(
+        "('{}', '{session}', '{user}', {hash}, {}, {}, {})",
+        Uuid::new_v4(),
+        started.timestamp_millis(),
+        issued.timestamp_millis(),
+        revoked.map_or("NULL".to_owned(), |r| r.timestamp_millis().to_string()),
     )
-    .unwrap();
+}
+
+/// Inserts the rows, 500 to a statement.
+fn insert_tokens(app: &TestApp, rows: &[String]) {
+    for chunk in rows.chunks(500) {
+        app.try_sql(
+            &format!(
+                "INSERT INTO refresh_tokens
+                   (id, session_id, user_id, token_hash, session_started_at, issued_at, revoked_at)
+                 VALUES {}",
+                chunk.join(", ")
+            ),
+            &[],
+        )
+        .unwrap();
+    }
 }
 
 /// More rows than one batch of each kind, with a long live session's history (kept) mixed
 /// in: every batch moves on past what it keeps, and everything due goes.
 #[tokio::test]
 async fn large_prunes_run_in_batches_and_skip_what_they_keep() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     app.set_policy(&owner.access, json!({"idle_minutes": 43200, "absolute_minutes": 129600})).await;
     let now = app.state.clock.now();
     let old = now - TimeDelta::days(61);
-    let mut c = conn(&app);
-    let tx = c.transaction().unwrap();
+    let pg = crate::helpers::pg_url().is_some();
+    let mut rows = Vec::new();
     // 2,500 sessions logged out 61 days ago, 1 token each.
     for _ in 0..2500 {
-        insert_token(&tx, &Uuid::new_v4().to_string(), t.engineer.id, old, old, Some(old));
+        rows.push(token_row(pg, &Uuid::new_v4().to_string(), t.engineer.id, old, old, Some(old)));
     }
     // 1,500 abandoned live tokens from 61 days ago.
     for _ in 0..1500 {
-        insert_token(&tx, &Uuid::new_v4().to_string(), t.admin.id, old, old, None);
+        rows.push(token_row(pg, &Uuid::new_v4().to_string(), t.admin.id, old, old, None));
     }
     // One session alive for 61 days with 1,200 rotations, refreshed 10 minutes ago.
     let alive = Uuid::new_v4().to_string();
     for i in 0..1200 {
         let at = old + TimeDelta::minutes(i * 60);
-        insert_token(&tx, &alive, t.engineer.id, old, at, Some(at + TimeDelta::minutes(60)));
+        rows.push(token_row(pg, &alive, t.engineer.id, old, at, Some(at + TimeDelta::minutes(60))));
     }
-    insert_token(&tx, &alive, t.engineer.id, old, now - TimeDelta::minutes(10), None);
-    tx.commit().unwrap();
+    rows.push(token_row(pg, &alive, t.engineer.id, old, now - TimeDelta::minutes(10), None));
+    insert_tokens(&app, &rows);
+    let c = &app; // its database, read behind its back (either backend)
     const { assert!(2500 > 2 * PRUNE_BATCH && 1500 > PRUNE_BATCH && 1200 > PRUNE_BATCH) };
 
     let started = std::time::Instant::now();
     assert_eq!(prune(&app).await, 4000);
     eprintln!("pruned 4,000 of 5,202 tokens in {:?}", started.elapsed());
-    assert_eq!(tokens_of(&c, &alive), 1201);
-    assert_eq!(count(&c, "SELECT count(*) FROM refresh_tokens", None), 1202, "+ the owner's");
+    assert_eq!(tokens_of(c, &alive), 1201);
+    assert_eq!(count(c, "SELECT count(*) FROM refresh_tokens", None), 1202, "+ the owner's");
     assert_eq!(prune(&app).await, 0);
 }
 
 #[tokio::test]
 async fn the_server_prunes_in_the_background_and_stops_when_told() {
-    let app = TestApp::spawn_on_file_with(|c| c.session.retention_days = 1).await;
+    let app = TestApp::spawn_inspectable_with(|c| c.session.retention_days = 1).await;
     let t = app.tenant("Acme").await;
     let gone = app.login(&t.engineer).await;
     app.post("/auth/logout", None, json!({"refresh_token": gone.refresh})).await;
@@ -193,9 +198,9 @@ async fn the_server_prunes_in_the_background_and_stops_when_told() {
         tokio::time::sleep(tick).await;
         waited += 1;
     }
-    let c = conn(&app);
-    assert_eq!(tokens_of(&c, &session_of(&gone.access)), 0);
-    assert_eq!(tokens_of(&c, &session_of(&kept.access)), 3);
+    let c = &app; // its database, read behind its back (either backend)
+    assert_eq!(tokens_of(c, &session_of(&gone.access)), 0);
+    assert_eq!(tokens_of(c, &session_of(&kept.access)), 3);
     stop.cancel();
     tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
     app.rotate(&kept.refresh).await;
@@ -219,12 +224,18 @@ fn prune_command_prints_the_count_beside_a_running_server() {
     let refresh =
         login.json::<serde_json::Value>().unwrap()["refresh_token"].as_str().unwrap().to_owned();
     // History the real clock has left behind: revoked 40 and 10 days ago.
-    let c = Connection::open(db).unwrap();
+    let c = rusqlite::Connection::open(db).unwrap();
     c.busy_timeout(Duration::from_secs(5)).unwrap();
     let now = Utc::now();
     for days in [40, 40, 10] {
         let at = now - TimeDelta::days(days);
-        insert_token(&c, &Uuid::new_v4().to_string(), owner, at, at, Some(at));
+        let row = token_row(false, &Uuid::new_v4().to_string(), owner, at, at, Some(at));
+        c.execute_batch(&format!(
+            "INSERT INTO refresh_tokens
+               (id, session_id, user_id, token_hash, session_started_at, issued_at, revoked_at)
+             VALUES {row}"
+        ))
+        .unwrap();
     }
     let out = run(dir.path(), &["prune", "--database", db], &[], None);
     out.assert_ok();

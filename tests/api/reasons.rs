@@ -166,12 +166,10 @@ async fn user_disabled_names_the_disable() {
 async fn an_inactive_owner_with_a_live_token_is_user_disabled_without_an_event() {
     // Deactivated behind the server's back (not through `user disable`): the refresh
     // itself finds the user inactive and revokes the token.
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let tok = app.login(&t.engineer).await;
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute("UPDATE users SET is_active = 0 WHERE id = ?1", [t.engineer.id.to_string()])
-        .unwrap();
+    app.sql("UPDATE users SET is_active = 0 WHERE id = ?1", &[&t.engineer.id.to_string()]);
     let r = app.refresh(&tok.refresh).await;
     assert_eq!(r.refused("invalid_refresh_token", "user_disabled").audit_event_id(), None);
     let r = app.refresh(&tok.refresh).await;
@@ -225,7 +223,7 @@ async fn timeouts_carry_the_limit_applied_and_stay_explained() {
 
 #[tokio::test]
 async fn the_cause_is_stored_on_the_revoked_rows() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let owner = app.login(&t.owner).await;
     let first = app.login(&t.engineer).await;
@@ -241,18 +239,15 @@ async fn the_cause_is_stored_on_the_revoked_rows() {
     assert_eq!(r.body["revoked_count"], 2);
     let event = event_id(&app, &owner, "account.sessions_revoked_bulk").await;
 
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    let mut stmt = conn
-        .prepare(
+    let rows: Vec<(String, Option<String>, i64)> = app
+        .sql(
             "SELECT revoke_reason, revoked_by_event, count(*) FROM refresh_tokens
              WHERE revoked_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1",
+            &[],
         )
-        .unwrap();
-    let rows: Vec<(String, Option<String>, i64)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        .into_iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].clone(), r[2].as_deref().unwrap().parse().unwrap()))
+        .collect();
     assert_eq!(
         rows,
         vec![("revoked_others".into(), Some(event), 2), ("rotated".into(), None, 1)],
@@ -262,7 +257,7 @@ async fn the_cause_is_stored_on_the_revoked_rows() {
 
 #[tokio::test]
 async fn tokens_revoked_before_causes_were_recorded_are_unknown() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let tok = app.login(&t.engineer).await;
     assert_eq!(
@@ -270,16 +265,14 @@ async fn tokens_revoked_before_causes_were_recorded_are_unknown() {
         204
     );
     // What a schema-1 row looks like after the upgrade.
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute("UPDATE refresh_tokens SET revoke_reason = NULL, revoked_by_event = NULL", [])
-        .unwrap();
+    app.sql("UPDATE refresh_tokens SET revoke_reason = NULL, revoked_by_event = NULL", &[]);
     let r = app.refresh(&tok.refresh).await;
     assert_eq!(r.refused("invalid_refresh_token", "unknown_token").audit_event_id(), None);
 }
 
 #[tokio::test]
 async fn a_stale_token_whose_session_history_was_pruned_is_unknown() {
-    let app = TestApp::spawn_on_file().await;
+    let app = TestApp::spawn_inspectable().await;
     let t = app.tenant("Acme").await;
     let first = app.login(&t.engineer).await;
     let second = app.rotate(&first.refresh).await;
@@ -288,8 +281,7 @@ async fn a_stale_token_whose_session_history_was_pruned_is_unknown() {
         204
     );
     // What a prune that has removed the session's last token leaves behind.
-    let conn = rusqlite::Connection::open(app.db_path()).unwrap();
-    conn.execute("DELETE FROM refresh_tokens WHERE replaced_by IS NULL", []).unwrap();
+    app.sql("DELETE FROM refresh_tokens WHERE replaced_by IS NULL", &[]);
     app.advance(11).await;
     let r = app.refresh(&first.refresh).await;
     assert_eq!(r.refused("invalid_refresh_token", "unknown_token").audit_event_id(), None);

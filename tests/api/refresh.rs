@@ -54,6 +54,9 @@ async fn one_winner_per_race(app: &TestApp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_refreshes_of_one_token_have_exactly_one_winner_on_a_file() {
+    if crate::helpers::sqlite_only("a SQLite database file") {
+        return;
+    }
     one_winner_per_race(&TestApp::spawn_on_file().await).await;
 }
 

@@ -70,6 +70,9 @@ fn migrated_db(dir: &Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_database_directory_that_cannot_be_created_or_written_refuses_to_start() {
+    if crate::helpers::sqlite_only("starts refused on SQLite database files") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-regular-file");
     std::fs::write(&file, b"not a directory").unwrap();
@@ -95,6 +98,9 @@ fn a_database_directory_that_cannot_be_created_or_written_refuses_to_start() {
 
 #[test]
 fn a_database_from_a_newer_sessiond_is_refused_and_left_as_it_was() {
+    if crate::helpers::sqlite_only("starts refused on SQLite database files") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = migrated_db(dir.path(), "newer.db");
     {
@@ -116,6 +122,9 @@ fn a_database_from_a_newer_sessiond_is_refused_and_left_as_it_was() {
 
 #[test]
 fn a_damaged_or_foreign_file_is_refused_and_left_as_it_was() {
+    if crate::helpers::sqlite_only("starts refused on SQLite database files") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let good = bytes_of(&migrated_db(dir.path(), "good.db"));
     assert!(good.len() >= 8 * 4096, "the seeded database has pages to damage: {}", good.len());
@@ -175,6 +184,9 @@ fn a_damaged_or_foreign_file_is_refused_and_left_as_it_was() {
 /// their history rows commit together or not at all.
 #[test]
 fn a_migration_that_fails_part_way_leaves_nothing_half_done() {
+    if crate::helpers::sqlite_only("starts refused on SQLite database files") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("half.db");
     {
@@ -208,6 +220,9 @@ fn a_migration_that_fails_part_way_leaves_nothing_half_done() {
 
 #[test]
 fn an_unusable_secret_file_refuses_to_start() {
+    if crate::helpers::sqlite_only("starts refused on SQLite database files") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let args = |db: &str| -> Vec<String> {
         ["serve", "--listen", "127.0.0.1:0", "--database", db].map(str::to_owned).to_vec()

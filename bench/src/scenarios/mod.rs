@@ -1,4 +1,5 @@
-//! The seven scenarios of issue 3, and the eighth of issue 13. Each takes the shared [`Bench`] context and answers
+//! The seven scenarios of issue 3, the eighth of issue 13 and the PostgreSQL one of issue
+//! 12. Each takes the shared [`Bench`] context and answers
 //! its figures (see `report.rs`); none asserts a target: the report does the comparing.
 
 pub mod ceiling;
@@ -6,6 +7,7 @@ pub mod cold_start;
 pub mod login;
 pub mod login_memory;
 pub mod policy;
+pub mod postgres;
 pub mod refresh;
 pub mod revoke;
 
