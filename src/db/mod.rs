@@ -175,6 +175,10 @@ pub struct Tx<'c> {
     /// cure (PostgreSQL: a serialization failure or deadlock, or a connection lost before
     /// the commit). [`Db::run`] then retries the closure, a bounded number of times.
     retry: Cell<bool>,
+    /// Set when any statement failed. On PostgreSQL a failed statement aborts the whole
+    /// transaction and its COMMIT silently rolls back: a closure that swallowed the error
+    /// and returned `Ok` must not be reported as committed.
+    failed: Cell<bool>,
 }
 
 enum TxInner<'c> {
@@ -199,6 +203,7 @@ impl Tx<'_> {
     }
 
     fn pg_error(&self, e: postgres::Error) -> DbError {
+        self.failed.set(true);
         let (err, retry) = pg::classify(e);
         if retry {
             self.retry.set(true);
@@ -440,8 +445,17 @@ impl Db {
                 }
             },
         };
-        let tx = Tx { inner, revoked: RefCell::default(), retry: Cell::new(false) };
+        let tx = Tx {
+            inner,
+            revoked: RefCell::default(),
+            retry: Cell::new(false),
+            failed: Cell::new(false),
+        };
         let out = match f(&tx) {
+            Ok(_) if tx.failed.get() && matches!(tx.inner, TxInner::Pg(_)) => {
+                let e = anyhow::anyhow!("a statement failed in a transaction that went on");
+                return (Err(E::from(DbError::Other(e))), tx.retry.get());
+            }
             Ok(out) => out,
             // Dropping the transaction rolls it back.
             Err(e) => return (Err(e), tx.retry.get()),

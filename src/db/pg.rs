@@ -8,6 +8,8 @@
 //! is dropped on a thread of its own ([`PgPool`]'s `Drop`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -26,6 +28,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a pooled connection (which includes connecting anew
 /// after the server came back) before it is answered 503 `database_unavailable`.
 const POOL_WAIT: Duration = Duration::from_secs(5);
+/// The same wait while the last attempt to connect failed: the server is away, and each
+/// request should learn it quickly rather than hold its client for the whole wait. (The
+/// pool keeps trying to connect meanwhile; the first success ends this.)
+const POOL_WAIT_WHILE_DOWN: Duration = Duration::from_millis(500);
 /// refinery's history table.
 const HISTORY_TABLE: &str = "refinery_schema_history";
 
@@ -109,6 +115,8 @@ pub(super) fn dollar_params(sql: &str) -> String {
 /// Makes and checks pooled connections.
 pub(crate) struct Manager {
     config: Config,
+    /// Whether the last attempt to connect failed (shared with [`PgPool`]).
+    down: Arc<AtomicBool>,
 }
 
 impl r2d2::ManageConnection for Manager {
@@ -116,7 +124,10 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<PgConn, postgres::Error> {
-        let mut client = self.config.connect(NoTls)?;
+        let mut client = self.config.connect(NoTls).inspect_err(|_| {
+            self.down.store(true, Ordering::Relaxed);
+        })?;
+        self.down.store(false, Ordering::Relaxed);
         // Every statement sessiond runs is written for an index (the SQLite plan tests
         // and the EXPLAIN test at realistic sizes prove it). On small tables the planner
         // would still pick sequential scans, and under SERIALIZABLE a sequential scan
@@ -140,12 +151,13 @@ impl r2d2::ManageConnection for Manager {
 
 /// The pool, dropped on a thread of its own: its clients must not be dropped on an async
 /// thread, and the last `Db` clone may well be dropped on one.
-pub(crate) struct PgPool(Option<Pool<Manager>>);
+pub(crate) struct PgPool(Option<Pool<Manager>>, Arc<AtomicBool>);
 
 impl PgPool {
     pub(super) fn get(&self) -> Result<PooledConnection<Manager>, r2d2::Error> {
+        let wait = if self.1.load(Ordering::Relaxed) { POOL_WAIT_WHILE_DOWN } else { POOL_WAIT };
         match &self.0 {
-            Some(pool) => pool.get(),
+            Some(pool) => pool.get_timeout(wait),
             None => unreachable!("the pool is only taken when dropped"),
         }
     }
@@ -204,7 +216,8 @@ pub(super) fn open(url: &str, pool_size: u32) -> Result<PgPool, OpenError> {
         .map_err(|e| OpenError::Connect { target: target.clone(), reason: reason(&e) })?;
     migrate(&mut first, &target)?;
     drop(first);
-    let manager = Manager { config };
+    let down = Arc::new(AtomicBool::new(false));
+    let manager = Manager { config, down: down.clone() };
     let pool = Pool::builder()
         .max_size(pool_size)
         .min_idle(Some(1))
@@ -214,7 +227,7 @@ pub(super) fn open(url: &str, pool_size: u32) -> Result<PgPool, OpenError> {
         .connection_timeout(POOL_WAIT)
         .build(manager)
         .map_err(|e| OpenError::Connect { target: target.clone(), reason: e.to_string() })?;
-    Ok(PgPool(Some(pool)))
+    Ok(PgPool(Some(pool), down))
 }
 
 /// The preflight checks and the migrations, under a session-level advisory lock keyed by

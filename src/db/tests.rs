@@ -335,3 +335,65 @@ async fn postgres_a_lease_is_held_by_one_process_at_a_time() {
     }
     assert!(again.is_some(), "free once dropped");
 }
+
+/// A fresh, migrated PostgreSQL schema for a unit test, or `None` (after saying so) when
+/// `SESSIOND_TEST_DATABASE_URL` is unset. Blocking.
+fn postgres_db() -> Option<Db> {
+    let Some(url) = std::env::var("SESSIOND_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    else {
+        eprintln!("skipped: needs a PostgreSQL server (SESSIOND_TEST_DATABASE_URL)");
+        return None;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+    admin.batch_execute(&format!("CREATE SCHEMA {schema}")).expect("schema");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(Db::open(&format!("{url}{sep}options=-csearch_path%3D{schema}"), 2).expect("open"))
+}
+
+/// PostgreSQL only: a transaction that loses a race (SQLSTATE 40001, raised here on the
+/// first attempt) runs again as a whole, and its second run commits.
+#[tokio::test]
+async fn postgres_a_serialization_failure_runs_the_transaction_again() {
+    let Some(db) = tokio::task::spawn_blocking(postgres_db).await.expect("open") else { return };
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let stored = db
+        .write(move |tx| {
+            tx.execute(
+                "INSERT INTO server_secrets (name, value) VALUES ('probe', 'x')
+                 ON CONFLICT (name) DO NOTHING",
+                &[],
+            )?;
+            if counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                tx.execute(
+                    "DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '40001'; END $$",
+                    &[],
+                )?;
+            }
+            tx.query_one("SELECT count(*) FROM server_secrets", &[], |r| r.i64(0))
+        })
+        .await
+        .expect("committed on the second attempt");
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(stored, 1, "the first attempt's insert was rolled back, the second's kept");
+}
+
+/// PostgreSQL only: a failed statement aborts the transaction there (its COMMIT would
+/// silently roll back), so a closure that swallows the error is not reported committed.
+#[tokio::test]
+async fn postgres_a_swallowed_statement_error_is_not_a_commit() {
+    let Some(db) = tokio::task::spawn_blocking(postgres_db).await.expect("open") else { return };
+    let result: Result<(), DbError> = db
+        .write(|tx| {
+            let _ = tx.execute("SELECT * FROM no_such_table", &[]);
+            Ok(())
+        })
+        .await;
+    assert!(matches!(result, Err(DbError::Other(_))), "{result:?}");
+    // And a conflict is a conflict, as on SQLite.
+    let insert = "INSERT INTO server_secrets (name, value) VALUES ('k', 'v')";
+    db.write(move |tx| tx.execute(insert, &[])).await.expect("first");
+    let again = db.write(move |tx| tx.execute(insert, &[])).await;
+    assert!(matches!(again, Err(DbError::Conflict(_))), "{again:?}");
+}
