@@ -138,9 +138,7 @@ pub fn replace_password_hash(
 /// Every user of an account, active or not: `(id, email)`, for naming the actors of its
 /// audit trail.
 pub fn emails_in_account(tx: &Tx<'_>, account_id: Uuid) -> Result<Vec<(Uuid, String)>, DbError> {
-    tx.query(
-        "SELECT id, email FROM users WHERE account_id = ?1",
-        &[&account_id.to_string()],
-        |r| Ok((r.uuid(0)?, r.text(1)?)),
-    )
+    tx.query("SELECT id, email FROM users WHERE account_id = ?1", &[&account_id.to_string()], |r| {
+        Ok((r.uuid(0)?, r.text(1)?))
+    })
 }

@@ -348,10 +348,7 @@ pub async fn change_password(
         Ok((user.email.clone(), stored))
     })
     .await?;
-    let attempt = state
-        .login_throttle
-        .begin(&email, client.ip.as_deref(), clock.now())
-        .await?;
+    let attempt = state.login_throttle.begin(&email, client.ip.as_deref(), clock.now()).await?;
     if !state.hasher.verify(current, Some(stored.clone())).await? {
         attempt.failed(clock.now()).await?;
         audit_password_change_failed(state, caller, client.ip).await?;
