@@ -115,10 +115,15 @@ impl App {
         );
         background.spawn(prune);
         background.spawn(maintenance::metrics_upkeep(self.state.metrics.clone(), stop.clone()));
+        let grace = self.state.config.server.shutdown_grace();
         let served = crate::http::serve(self.listener, self.state, shutdown).await;
         stop.cancel();
         background.close();
-        background.wait().await;
+        // Work that outlived its request (a failed login's audit row) gets the same grace
+        // as requests: with the database gone it could otherwise hold the exit for minutes.
+        if tokio::time::timeout(grace, background.wait()).await.is_err() {
+            tracing::warn!("background work still running after the shutdown grace; exiting");
+        }
         served
     }
 }

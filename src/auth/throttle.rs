@@ -24,8 +24,9 @@
 //!   each pass the read before the others' failures are counted: with N processes, a
 //!   burst can get up to N − 1 password checks more than `max` (each process still
 //!   stops at the limit; the counts themselves are never lost).
-//! - **The client address** is the TCP peer's IP address (forwarding headers are not
-//!   read), the email is normalised (lower-cased) as at login.
+//! - **The client address** is the one `ClientInfo` settles (the TCP peer, or what a
+//!   proxy in `server.trusted_proxies` forwarded); the email is normalised (lower-cased)
+//!   as at login.
 //! - **Storage is bounded**: a row's key is a SHA-256 of address and email (a fixed 64
 //!   hex characters whatever the email's length, neither stored in clear), plus the
 //!   email's own SHA-256 for `user unlock`. A success deletes its pair's row; the

@@ -101,6 +101,18 @@ impl DatabaseUrl {
                 url.scheme()
             )));
         }
+        // The PostgreSQL client ends the user and password at the first `@`, the URL
+        // parser above at the last: with a raw `@` in the password they would disagree on
+        // where the host starts, and a refused connection would name part of the password
+        // as the host. So a raw `@` before the host is refused.
+        let rest = self.0.split_once("://").map_or("", |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if authority.matches('@').count() > 1 {
+            return Err(err(
+                "database.url has more than one '@' before the host: write an '@' in the user \
+                 name or password as %40",
+            ));
+        }
         Ok(())
     }
 }

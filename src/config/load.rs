@@ -49,7 +49,8 @@ impl Config {
 }
 
 /// `PATH: line N: <that line>: <what is wrong>`. toml's own rendering quotes the source
-/// too, but a line holding the JWT secret must never be printed: it is named instead.
+/// too, but a line holding the JWT secret or a database URL (with its password) must never
+/// be printed: it is named instead.
 fn file_err(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let Some(span) = e.span() else {
         return err(format!("{}: {}", path.display(), e.message()));
@@ -61,6 +62,13 @@ fn file_err(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
         return err(format!(
             "{}: line {line_no}: auth.jwt_secret must be a string of at least {MIN_JWT_SECRET_BYTES} bytes (value not shown)",
             path.display()
+        ));
+    }
+    if line.contains("url") || line.contains("://") {
+        return err(format!(
+            "{}: line {line_no}: {} (line not shown: it may hold a database password)",
+            path.display(),
+            one_line(e.message())
         ));
     }
     err(format!("{}: line {line_no}: {line}: {}", path.display(), one_line(e.message())))

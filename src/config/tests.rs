@@ -185,6 +185,8 @@ fn database_url_errors_name_the_key_and_never_the_password() {
         ("http://u:hunter2-secret@h/db", "not http://"),
         ("postgres://u:hunter2-secret@h:99999/db", "not a valid URL"),
         ("not a url hunter2-secret", "not a valid URL"),
+        // A raw '@' in the password: the client and the URL parser would split it apart.
+        ("postgres://u:hunter2@secret@h/db", "%40"),
     ];
     for (url, needle) in cases {
         let e = load_flags(&[("SESSIOND_DATABASE_URL", url)], None).err().map(|e| e.0);
@@ -202,4 +204,23 @@ fn database_url_errors_name_the_key_and_never_the_password() {
     let e = e.map(|e| e.0).unwrap_or_default();
     assert!(e.contains(":memory:") && e.contains("database.url"), "{e}");
     assert!(!e.contains("hunter2"), "{e}");
+}
+
+#[test]
+fn a_bad_database_url_line_in_the_file_is_never_echoed() {
+    // A quote inside the password breaks the TOML string: toml points at that line.
+    let e = load_with(Some("[database]\nurl = \"postgres://u:hun\"ter2@h/db\"\n"), &[]);
+    let e = e.err().map(|e| e.0).unwrap_or_default();
+    assert!(e.contains("line 2") && e.contains("not shown"), "{e}");
+    assert!(!e.contains("hun") && !e.contains("ter2"), "{e}");
+}
+
+#[test]
+fn postgres_needs_two_pooled_connections() {
+    let url = "postgres://u@localhost/db";
+    let e = load_flags(&[("SESSIOND_DATABASE_POOL_SIZE", "1")], Some(url)).err().map(|e| e.0);
+    assert!(e.unwrap_or_default().contains("database.pool_size must be at least 2"));
+    assert!(load_flags(&[("SESSIOND_DATABASE_POOL_SIZE", "2")], Some(url)).is_ok());
+    // SQLite is content with one.
+    assert!(load_flags(&[("SESSIOND_DATABASE_POOL_SIZE", "1")], None).is_ok());
 }

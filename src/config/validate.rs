@@ -26,6 +26,15 @@ impl Config {
         )?;
         self.database.validate()?;
         in_range("database.pool_size", i64::from(self.database.pool_size), 1, MAX_POOL_SIZE)?;
+        if !self.database.url.is_empty() && self.database.pool_size < 2 {
+            // The hourly prune holds one pooled connection for its advisory lock while it
+            // works through another: with one connection it would starve itself and every
+            // request of a connection.
+            return Err(err(format!(
+                "database.pool_size must be at least 2 on PostgreSQL (database.url), got {}",
+                self.database.pool_size
+            )));
+        }
         let secret = self.auth.jwt_secret.expose();
         if !secret.is_empty() && secret.len() < MIN_JWT_SECRET_BYTES {
             return Err(err(format!(

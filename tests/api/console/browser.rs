@@ -225,6 +225,21 @@ impl Browser {
         self.find(css).await.click().await.unwrap();
     }
 
+    /// Clicks something that loads a new page (a link, a form's submit button) and waits
+    /// until that page has replaced this one, so what is read next is the new page's.
+    pub async fn click_to_load(&self, css: &str) {
+        let page = self.find("html").await;
+        self.click(css).await;
+        for _ in 0..300 {
+            // The old page's root element goes stale once the next page has loaded.
+            if page.tag_name().await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("clicking {css} loaded no new page: still on {}", self.current().await);
+    }
+
     /// What is showing, for failure messages.
     pub async fn current(&self) -> String {
         let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
@@ -237,11 +252,14 @@ impl Browser {
     }
 
     /// Signs in through the form.
+    /// Signs in through the form and waits until the answer's page has replaced the form:
+    /// a next navigation started earlier would abort the request in flight, and the
+    /// server would never finish (nor count) that attempt.
     pub async fn sign_in(&self, base: &str, email: &str, password: &str) {
         self.goto(&format!("{base}/console/sign-in")).await;
         self.fill("#email", email).await;
         self.fill("#password", password).await;
-        self.click("form button[type=submit]").await;
+        self.click_to_load("form button[type=submit]").await;
     }
 
     /// Waits until the page's path is `path`.

@@ -82,12 +82,12 @@ async fn the_policy_changes_through_the_preview_and_shows_in_the_audit_trail() {
     // Out of bounds: the contract's message beside the field, nothing changed.
     b.click("#idle-custom").await;
     b.fill("#idle-minutes", "5").await;
-    b.click("#preview").await;
+    b.click_to_load("#preview").await;
     assert_eq!(b.text("#idle-error").await, "idle_minutes must be between 15 and 43200");
     b.screenshots("policy-invalid").await;
     b.click("#idle-custom").await;
     b.fill("#idle-minutes", "43200").await;
-    b.click("#preview").await;
+    b.click_to_load("#preview").await;
     assert_eq!(
         b.text("#idle-error").await,
         "Effective idle (43200min) cannot exceed effective absolute (10080min)"
@@ -100,7 +100,7 @@ async fn the_policy_changes_through_the_preview_and_shows_in_the_audit_trail() {
     // A valid change: the preview counts the idle admin, then it is applied.
     b.click("#idle-custom").await;
     b.fill("#idle-minutes", "15").await;
-    b.click("#preview").await;
+    b.click_to_load("#preview").await;
     assert_eq!(b.text("#sessions-ending").await, "1 active session would end at its next refresh.");
     assert!(b.text("#new-idle").await.starts_with("15 minutes"));
     b.screenshots("policy-preview").await;
@@ -108,7 +108,7 @@ async fn the_policy_changes_through_the_preview_and_shows_in_the_audit_trail() {
         app.audit(&owner.access, "account.session_policy_update").await.is_empty(),
         "a preview writes nothing"
     );
-    b.click("#apply").await;
+    b.click_to_load("#apply").await;
     b.wait_path("/console/policy").await;
     let now = b.text("#current-idle").await;
     assert!(now.contains("15 minutes") && now.contains("account setting"), "{now}");
@@ -119,13 +119,13 @@ async fn the_policy_changes_through_the_preview_and_shows_in_the_audit_trail() {
     // Reset to the defaults, through its own preview.
     b.click("#reset").await;
     assert!(b.text("#new-idle").await.ends_with("(system default)"));
-    b.click("#apply").await;
+    b.click_to_load("#apply").await;
     b.wait_path("/console/policy").await;
     assert!(b.text("#current-idle").await.contains("system default"));
     let policy = app.get("/accounts/me/security", &owner.access).await;
     assert_eq!(policy.body["idle_minutes"], serde_json::Value::Null);
 
-    b.click("nav a[href='/console/audit']").await;
+    b.click_to_load("nav a[href='/console/audit']").await;
     b.wait_path("/console/audit").await;
     let reset = b.text("ol.audit li:nth-child(1)").await;
     assert!(
@@ -184,7 +184,7 @@ async fn a_hostile_user_agent_is_shown_as_text_and_ending_its_session_refuses_it
         "{question}"
     );
     b.screenshots("confirm-end-one").await;
-    b.click(&format!("{dialog} button[type=submit]")).await;
+    b.click_to_load(&format!("{dialog} button[type=submit]")).await;
     assert_eq!(b.text("main .notice").await, "The session was ended.");
     assert!(!b.exists(&format!("tr[data-session='{sid}']")).await);
     app.refresh(&admin.refresh).await.refused("invalid_refresh_token", "revoked_single");
@@ -210,7 +210,7 @@ async fn ending_everyone_elses_then_all_lands_on_the_sign_in_page_with_the_reaso
     assert!(question.starts_with("2 sessions will end"), "{question}");
     assert_eq!(b.focused_text().await, "Cancel", "destructive: focus starts on Cancel");
     b.screenshots("confirm-end-others").await;
-    b.click("#dialog-others button[type=submit]").await;
+    b.click_to_load("#dialog-others button[type=submit]").await;
     assert_eq!(b.text("main .notice").await, "Ended 2 sessions: everyone else is signed out.");
     app.refresh(&admin.refresh).await.refused("invalid_refresh_token", "revoked_others");
     app.refresh(&engineer.refresh).await.refused("invalid_refresh_token", "revoked_others");
@@ -218,7 +218,7 @@ async fn ending_everyone_elses_then_all_lands_on_the_sign_in_page_with_the_reaso
 
     b.click("#end-all").await;
     assert!(b.text("#dialog-all p").await.starts_with("1 session will end"));
-    b.click("#dialog-all button[type=submit]").await;
+    b.click_to_load("#dialog-all button[type=submit]").await;
     b.wait_path("/console/sign-in").await;
     assert_eq!(
         b.text("#signed-out-reason").await,
@@ -253,10 +253,10 @@ async fn a_second_browser_signed_out_by_the_first_sees_why_on_its_next_click() {
     first_browser.goto(&format!("{}/console/sessions/{sid}/end", app.base)).await;
     assert_eq!(first_browser.focused_text().await, "Cancel");
     first_browser.screenshots("confirm-page").await;
-    first_browser.click("main form button[type=submit]").await;
+    first_browser.click_to_load("main form button[type=submit]").await;
     first_browser.wait_path("/console/sessions").await;
 
-    second_browser.click("nav a[href='/console/policy']").await;
+    second_browser.click_to_load("nav a[href='/console/policy']").await;
     second_browser.wait_path("/console/sign-in").await;
     assert_eq!(
         second_browser.text("#signed-out-reason").await,
@@ -278,12 +278,12 @@ async fn the_console_refreshes_its_tokens_and_signs_out_when_idle() {
     // Past the access token's 5 minutes, twice: each click refreshes, the console works.
     for page in ["policy", "audit"] {
         app.advance(6 * 60).await;
-        b.click(&format!("nav a[href='/console/{page}']")).await;
+        b.click_to_load(&format!("nav a[href='/console/{page}']")).await;
         b.wait_path(&format!("/console/{page}")).await;
     }
     // Past the idle limit: signed out, told why.
     app.advance(16 * 60).await;
-    b.click("nav a[href='/console/sessions']").await;
+    b.click_to_load("nav a[href='/console/sessions']").await;
     b.wait_path("/console/sign-in").await;
     assert_eq!(
         b.text("#signed-out-reason").await,
@@ -315,7 +315,7 @@ async fn a_cross_origin_form_post_from_another_port_is_refused_and_changes_nothi
     b.sign_in(&app.base, &t.owner.email, PASSWORD).await;
     b.wait_path("/console/sessions").await;
     b.goto(&evil_base).await;
-    b.click("#go").await;
+    b.click_to_load("#go").await;
     let page = b.text("#error-text").await;
     assert!(page.starts_with("This request did not come from the console's own pages"), "{page}");
 
