@@ -33,6 +33,16 @@ use crate::state::AppState;
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 1 << 20;
 
+/// The largest request head (request line and headers, with their line ends) the server
+/// takes; a larger one is refused with 431 and the connection closed. Without it the only
+/// bound is hyper's read buffer (`max_buf_size`, 8 KiB + 400 KiB), and that one is checked
+/// only while a head is still incomplete: when a head over it arrives in a few large reads
+/// (a loaded server finds it all in the socket), the adaptive read size lets the whole of it
+/// into the buffer before the check, it parses, and the request is served. hyper checks
+/// `max_header_size` on the parsed head as well, so a head over this limit is refused however
+/// it arrives.
+const MAX_HEAD_BYTES: usize = 128 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 struct Timeouts {
     request: Duration,
@@ -125,6 +135,7 @@ async fn connection(
         .timer(TokioTimer::new())
         // Also bounds how long an idle keep-alive connection is kept.
         .header_read_timeout(timeouts.request)
+        .max_header_size(MAX_HEAD_BYTES)
         .serve_connection(TokioIo::new(stream), service);
     let mut stopping = false;
     let served = loop {
