@@ -33,6 +33,9 @@ pub const POOL_IDLE: &str = "sessiond_db_pool_idle_connections";
 /// Refresh tokens deleted by pruning (the server's own, and any run through its database
 /// handle).
 pub const TOKENS_PRUNED: &str = "sessiond_tokens_pruned_total";
+/// Rounds of the server's background prune, by outcome: `ran`, or `skipped` because
+/// another process held the prune's lease (PostgreSQL: one process prunes at a time).
+pub const PRUNE_ROUNDS: &str = "sessiond_prune_rounds_total";
 
 /// Upper bounds of the latency buckets, in seconds: 100 µs to 10 s.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -89,6 +92,7 @@ impl Metrics {
             describe_gauge!(POOL_CONNECTIONS, "open pooled database connections");
             describe_gauge!(POOL_IDLE, "idle pooled database connections");
             describe_counter!(TOKENS_PRUNED, "refresh tokens deleted by pruning");
+            describe_counter!(PRUNE_ROUNDS, "background prune rounds, by outcome");
             for result in REFRESH_RESULTS {
                 counter!(REFRESH_OUTCOMES, "result" => result).absolute(0);
             }
@@ -97,6 +101,9 @@ impl Metrics {
                 counter!(TOKENS_REVOKED, "cause" => cause.as_str()).absolute(0);
             }
             counter!(TOKENS_PRUNED).absolute(0);
+            for outcome in ["ran", "skipped"] {
+                counter!(PRUNE_ROUNDS, "outcome" => outcome).absolute(0);
+            }
         });
         Ok(metrics)
     }
@@ -165,6 +172,13 @@ impl Metrics {
 
     pub fn pruned(&self, count: u64) {
         self.with(|| counter!(TOKENS_PRUNED).increment(count));
+    }
+
+    /// A background prune round that ran, or was skipped because another process held
+    /// the lease.
+    pub fn prune_round(&self, ran: bool) {
+        let outcome = if ran { "ran" } else { "skipped" };
+        self.with(|| counter!(PRUNE_ROUNDS, "outcome" => outcome).increment(1));
     }
 }
 

@@ -192,6 +192,7 @@ pub async fn prune_periodically(
             Ok(Some(lease)) => lease,
             Ok(None) => {
                 tracing::debug!("another process is pruning; skipping this round");
+                state.metrics.prune_round(false);
                 continue;
             }
             Err(e) => {
@@ -199,6 +200,7 @@ pub async fn prune_periodically(
                 continue;
             }
         };
+        state.metrics.prune_round(true);
         let (db, bounds) = (&state.db, state.bounds);
         let retention = state.config.session.retention_days;
         let started = std::time::Instant::now();

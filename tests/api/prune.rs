@@ -206,6 +206,71 @@ async fn the_server_prunes_in_the_background_and_stops_when_told() {
     app.rotate(&kept.refresh).await;
 }
 
+/// A counter from one app's own metrics (0 before it first moves).
+async fn counter(app: &TestApp, series: &str) -> u64 {
+    let scrape = app.request(reqwest::Method::GET, "/metrics", None, None).await.text;
+    scrape
+        .lines()
+        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+/// The tokens one app's background prune has deleted, and its rounds that ran and that
+/// were skipped (another process held the lease).
+async fn prune_figures(app: &TestApp) -> (u64, u64, u64) {
+    (
+        counter(app, "sessiond_tokens_pruned_total").await,
+        counter(app, "sessiond_prune_rounds_total{outcome=\"ran\"}").await,
+        counter(app, "sessiond_prune_rounds_total{outcome=\"skipped\"}").await,
+    )
+}
+
+/// PostgreSQL only: two servers (each its own pool and metrics, as two processes are) on
+/// one database start their background prune at the same moment. One takes the advisory
+/// lock and prunes everything due; the other finds it held and skips its round — the work
+/// is not split between them, nor done twice.
+#[tokio::test]
+async fn on_postgres_one_server_at_a_time_runs_the_background_prune() {
+    if crate::helpers::pg_url().is_none() {
+        eprintln!("skipped: needs a PostgreSQL server (SESSIOND_TEST_DATABASE_URL)");
+        return;
+    }
+    let a = TestApp::spawn_inspectable().await;
+    let shared = a.state.config.database.url.clone();
+    let b = TestApp::spawn_with(|c| c.database.url = shared).await;
+    let t = a.tenant("Acme").await;
+    let old = a.state.clock.now() - TimeDelta::days(61);
+    let rows: Vec<String> = (0..2500)
+        .map(|_| token_row(true, &Uuid::new_v4().to_string(), t.engineer.id, old, old, Some(old)))
+        .collect();
+    insert_tokens(&a, &rows);
+
+    let stop = CancellationToken::new();
+    let (first, every) = (Duration::ZERO, Duration::from_secs(3600));
+    let tasks = [&a, &b].map(|app| {
+        tokio::spawn(maintenance::prune_periodically(app.state.clone(), first, every, stop.clone()))
+    });
+    // Both rounds have ended when each server has counted one, ran or skipped.
+    let mut waited = 0;
+    let (fa, fb) = loop {
+        let (fa, fb) = (prune_figures(&a).await, prune_figures(&b).await);
+        if fa.1 + fa.2 == 1 && fb.1 + fb.2 == 1 && fa.0 + fb.0 >= 2500 {
+            break (fa, fb);
+        }
+        assert!(waited < 600, "the prune rounds never finished: {fa:?} {fb:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    };
+    eprintln!("figures: (pruned, ran, skipped) first server {fa:?}, second {fb:?}");
+    // One server ran its round and pruned everything; the other skipped its round.
+    assert!(fa == (2500, 1, 0) && fb == (0, 0, 1) || fa == (0, 0, 1) && fb == (2500, 1, 0));
+    assert_eq!(count(&a, "SELECT count(*) FROM refresh_tokens", None), 0);
+    stop.cancel();
+    for task in tasks {
+        tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    }
+}
+
 #[test]
 fn prune_command_prints_the_count_beside_a_running_server() {
     let dir = tempfile::tempdir().unwrap();
