@@ -434,38 +434,26 @@ impl Results {
             "| backend | processes | clients | req/s | p50 ms | p99 ms | max ms | errors | CPU µs/req servers + client |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
-        let sqlite = self.refresh.iter().filter(|l| l.clients == 16);
-        for l in sqlite {
-            let f = &l.figures;
+        // One row per backend and process count: the load's figures, then CPU per request.
+        let row = |md: &mut String,
+                   backend: &str,
+                   processes,
+                   clients,
+                   f: &Summary,
+                   cpu: (f64, f64)| {
             writeln!(
                 md,
-                "| SQLite ({}) | 1 | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} |",
-                l.synchronous.name(),
-                l.clients,
-                f.per_second,
-                f.p50_ms,
-                f.p99_ms,
-                f.max_ms,
-                f.errors,
-                l.server_cpu_us,
-                l.client_cpu_us
-            )?;
+                "| {backend} | {processes} | {clients} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} |",
+                f.per_second, f.p50_ms, f.p99_ms, f.max_ms, f.errors, cpu.0, cpu.1
+            )
+        };
+        for l in self.refresh.iter().filter(|l| l.clients == 16) {
+            let backend = format!("SQLite ({})", l.synchronous.name());
+            row(md, &backend, 1, l.clients, &l.figures, (l.server_cpu_us, l.client_cpu_us))?;
         }
         for r in &pg.refresh {
-            let f = &r.figures;
-            writeln!(
-                md,
-                "| PostgreSQL | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} |",
-                r.processes,
-                r.clients,
-                f.per_second,
-                f.p50_ms,
-                f.p99_ms,
-                f.max_ms,
-                f.errors,
-                r.server_cpu_us,
-                r.client_cpu_us
-            )?;
+            let cpu = (r.server_cpu_us, r.client_cpu_us);
+            row(md, "PostgreSQL", r.processes, r.clients, &r.figures, cpu)?;
         }
         writeln!(md)?;
         writeln!(
@@ -473,31 +461,22 @@ impl Results {
             "| bulk revoke | live tokens | revokes | median ms | min ms | max ms | errors |\n\
              | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
         )?;
+        // (backend, live tokens, revokes, median, min and max ms, errors)
+        let row = |md: &mut String, (backend, tokens, revokes, median, min, max, errors)| {
+            writeln!(
+                md,
+                "| {backend} | {} | {revokes} | {median:.1} | {min:.1} | {max:.1} | {errors} |",
+                thousands(tokens)
+            )
+        };
         let sqlite = self.revoke.iter().filter(|r| r.layout == "alone");
         for r in sqlite.filter(|r| pg.revoke.iter().any(|p| p.tokens == r.tokens)) {
-            writeln!(
-                md,
-                "| SQLite ({}) | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
-                r.synchronous.name(),
-                thousands(r.tokens),
-                r.revokes,
-                r.median_ms,
-                r.min_ms,
-                r.max_ms,
-                r.errors
-            )?;
+            let backend = format!("SQLite ({})", r.synchronous.name());
+            row(md, (backend, r.tokens, r.revokes, r.median_ms, r.min_ms, r.max_ms, r.errors))?;
         }
         for r in &pg.revoke {
-            writeln!(
-                md,
-                "| PostgreSQL | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
-                thousands(r.tokens),
-                r.revokes,
-                r.median_ms,
-                r.min_ms,
-                r.max_ms,
-                r.errors
-            )?;
+            let backend = "PostgreSQL".to_owned();
+            row(md, (backend, r.tokens, r.revokes, r.median_ms, r.min_ms, r.max_ms, r.errors))?;
         }
         writeln!(md)
     }

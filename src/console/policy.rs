@@ -333,21 +333,16 @@ pub async fn apply(
     form: Result<Form<PolicyForm>, FormRejection>,
 ) -> Result<Response, Page> {
     let Ok(Form(form)) = form else { return Err(unreadable()) };
-    let change = match form.change() {
-        Ok(c) => c,
-        Err(errors) => {
-            let current =
-                accounts::policy(&state.db, state.bounds, caller.0.user.account_id).await?;
-            return Ok(invalid(&state, &caller, now, &current, &form, errors));
-        }
+    // The form's own errors or the service's 422s: the page again, with the policy as it
+    // stands and each message beside its field.
+    let errors = match form.change() {
+        Err(errors) => errors,
+        Ok(change) => match accounts::change_policy(&state, caller.0.caller(), change).await {
+            Ok(_) => return Ok(Redirect::to("/console/policy?notice=changed").into_response()),
+            Err(service::Error::Policy(e)) => e.into(),
+            Err(e) => return Err(e.into()),
+        },
     };
-    match accounts::change_policy(&state, caller.0.caller(), change).await {
-        Ok(_) => Ok(Redirect::to("/console/policy?notice=changed").into_response()),
-        Err(service::Error::Policy(e)) => {
-            let current =
-                accounts::policy(&state.db, state.bounds, caller.0.user.account_id).await?;
-            Ok(invalid(&state, &caller, now, &current, &form, e.into()))
-        }
-        Err(e) => Err(e.into()),
-    }
+    let current = accounts::policy(&state.db, state.bounds, caller.0.user.account_id).await?;
+    Ok(invalid(&state, &caller, now, &current, &form, errors))
 }

@@ -324,22 +324,14 @@ impl Db {
         // serializable transactions do not abort each other (see `pool.rs`). Against
         // other processes, serializable snapshots arbitrate and a loser is retried (see
         // `run`).
-        let permit = match &self.writer {
-            Some(writer) => {
-                let queued = std::time::Instant::now();
-                let permit = writer.clone().acquire_owned().await.map_err(|e| {
-                    E::from(DbError::Other(
-                        anyhow::Error::new(e).context("database writer queue closed"),
-                    ))
-                })?;
-                self.metrics.writer_wait(queued.elapsed());
-                Some(permit)
-            }
-            None => None,
-        };
+        let queued = std::time::Instant::now();
+        let permit = self.writer.clone().acquire_owned().await.map_err(|e| {
+            E::from(DbError::Other(anyhow::Error::new(e).context("database writer queue closed")))
+        })?;
+        self.metrics.writer_wait(queued.elapsed());
         // The permit travels with the work: it is released when the transaction has ended
         // (committed or rolled back), even if the request that asked for it has gone away.
-        self.run(true, permit, f).await
+        self.run(true, Some(permit), f).await
     }
 
     /// Claims the housekeeping called `name` for this process, if no other process of the

@@ -31,7 +31,7 @@ pub struct Db {
     /// Writers of this process queue here, in order: on SQLite instead of polling its
     /// lock (which `busy_timeout` still arbitrates against other processes, e.g. the
     /// CLI); on PostgreSQL so that they do not abort each other (see `open_with`).
-    pub(super) writer: Option<Arc<Semaphore>>,
+    pub(super) writer: Arc<Semaphore>,
     /// Where pool waits and committed revocations are counted (disabled for the CLI).
     pub(super) metrics: Metrics,
 }
@@ -171,7 +171,7 @@ impl Db {
                 // requests failed. Queued, a process has one writer in flight; only
                 // transactions of different processes can conflict, and their rare
                 // conflicts are retried.
-                writer: Some(Arc::new(Semaphore::new(1))),
+                writer: Arc::new(Semaphore::new(1)),
                 metrics: Metrics::disabled(),
             });
         }
@@ -219,7 +219,7 @@ impl Db {
         let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
         Ok(Db {
             pools: Pools::Sqlite { pool, _memory_anchor: memory_anchor },
-            writer: Some(Arc::new(Semaphore::new(1))),
+            writer: Arc::new(Semaphore::new(1)),
             metrics: Metrics::disabled(),
         })
     }

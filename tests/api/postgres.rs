@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{Store, assert_tokens_and_rotations_kept, fresh_pg_schema, pg_url, with_pg};
-use crate::process::{Server, run, run_within, seed_owner, user_create};
+use crate::process::{Server, call, client, login, run, run_within, seed_owner, user_create};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -23,34 +23,6 @@ fn pg() -> Option<String> {
         eprintln!("skipped: needs a PostgreSQL server (SESSIOND_TEST_DATABASE_URL)");
     }
     url
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut req = client().request(method.parse().unwrap(), url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().unwrap();
-    let status = resp.status().as_u16();
-    (status, serde_json::from_str(&resp.text().unwrap()).unwrap_or(Value::Null))
-}
-
-fn login(base: &str, email: &str) -> (String, String) {
-    let (status, body) = call(
-        "POST",
-        &format!("{base}/auth/login"),
-        None,
-        Some(json!({"email": email, "password": PASSWORD})),
-    );
-    assert_eq!(status, 200, "{body}");
-    (body["access_token"].as_str().unwrap().into(), body["refresh_token"].as_str().unwrap().into())
 }
 
 /// `n` servers on the database at `url`, started one after the other, each with its
@@ -79,7 +51,7 @@ fn a_refresh_race_across_three_processes_has_exactly_one_winner() {
     let (_, eng) = seed(dir.path(), &url);
     let procs = servers(dir.path(), &url, 3);
     for round in 0..5 {
-        let (_, refresh) = login(&procs[round % 3].base, &eng);
+        let (_, refresh) = login(&procs[round % 3].base, &eng, PASSWORD);
         let answers: Vec<(u16, Value)> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..12)
                 .map(|i| {
@@ -120,11 +92,11 @@ fn a_revoke_on_one_process_is_refused_by_the_others_at_the_next_request() {
     let dir = tempfile::tempdir().unwrap();
     let (owner, eng) = seed(dir.path(), &url);
     let procs = servers(dir.path(), &url, 3);
-    let (eng_access, eng_refresh) = login(&procs[1].base, &eng);
+    let (eng_access, eng_refresh) = login(&procs[1].base, &eng, PASSWORD);
     for p in &procs {
         assert_eq!(call("GET", &format!("{}/auth/me", p.base), Some(&eng_access), None).0, 200);
     }
-    let (owner_access, _) = login(&procs[0].base, &owner);
+    let (owner_access, _) = login(&procs[0].base, &owner, PASSWORD);
     let (status, body) = call(
         "POST",
         &format!("{}/accounts/me/security/revoke-sessions", procs[0].base),
@@ -187,7 +159,7 @@ fn processes_starting_together_migrate_once_and_share_one_secret() {
     // A token signed by one process is good on the others.
     let (account, _) = seed_owner(dir.path(), &url, "owner@acme.test", PASSWORD);
     assert!(!account.is_empty());
-    let (access, _) = login(&procs[0].base, "owner@acme.test");
+    let (access, _) = login(&procs[0].base, "owner@acme.test", PASSWORD);
     for p in &procs {
         let (status, body) = call("GET", &format!("{}/healthz", p.base), None, None);
         assert_eq!((status, body), (200, json!({"status": "ok"})));
@@ -236,7 +208,7 @@ fn kill_9_of_one_process_under_load_loses_nothing_acknowledged() {
                 (bases.clone(), rec.clone(), killed.clone(), victim.clone());
             s.spawn(move || {
                 let c = client();
-                let (_, mut refresh) = login(&bases[(i + 1) % 3], email);
+                let (_, mut refresh) = login(&bases[(i + 1) % 3], email, PASSWORD);
                 rec.lock().unwrap().issued.push(refresh.clone());
                 let mut n = i;
                 while Instant::now() < until {
@@ -328,7 +300,7 @@ fn a_database_that_goes_away_gives_503_and_the_server_recovers() {
     let (_, eng) = seed(dir.path(), &url);
     let server =
         Server::start(dir.path(), &["serve", "--database", &url, "--listen", "127.0.0.1:0"], &[]);
-    let (access, refresh) = login(&server.base, &eng);
+    let (access, refresh) = login(&server.base, &eng, PASSWORD);
 
     with_pg(&base, |c| {
         c.batch_execute(&format!(

@@ -49,6 +49,41 @@ impl Out {
         assert!(self.stderr.contains(needle), "stderr should name {needle:?}: {self:?}");
     }
 }
+/// An HTTP client for a served process, with a generous timeout (two shared cores).
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// One request to a served process: its status, and its body as JSON (`Null` otherwise).
+pub fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut req = client().request(method.parse().unwrap(), url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().unwrap();
+    let status = resp.status().as_u16();
+    (status, serde_json::from_str(&resp.text().unwrap()).unwrap_or(serde_json::Value::Null))
+}
+
+/// Logs in at a served process: its access and refresh tokens.
+pub fn login(base: &str, email: &str, password: &str) -> (String, String) {
+    let (status, body) = call(
+        "POST",
+        &format!("{base}/auth/login"),
+        None,
+        Some(serde_json::json!({"email": email, "password": password})),
+    );
+    assert_eq!(status, 200, "{body}");
+    (body["access_token"].as_str().unwrap().into(), body["refresh_token"].as_str().unwrap().into())
+}
 
 pub fn run(dir: &Path, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Out {
     run_within(dir, args, env, stdin, Duration::from_secs(120))

@@ -5,39 +5,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::process::{Server, run, seed_owner, user_create};
+use crate::process::{Server, call, login, run, seed_owner, user_create};
 
 const PASSWORD: &str = "a-long-password";
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let c = client();
-    let mut req = c.request(method.parse().unwrap(), url);
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-fn login(base: &str, email: &str) -> (String, String) {
-    let (status, body) = call(
-        "POST",
-        &format!("{base}/auth/login"),
-        None,
-        Some(json!({"email": email, "password": PASSWORD})),
-    );
-    assert_eq!(status, 200, "{body}");
-    (body["access_token"].as_str().unwrap().into(), body["refresh_token"].as_str().unwrap().into())
-}
 
 #[test]
 fn serve_prints_exactly_one_line_and_exits_0_on_sigterm_and_sigint() {
@@ -92,7 +62,7 @@ fn a_restart_on_the_same_file_keeps_policy_and_sessions() {
     let args = ["serve", "--database", db, "--listen", "127.0.0.1:0"];
 
     let first = Server::start(dir.path(), &args, &[]);
-    let (access, refresh) = login(&first.base, "owner@acme.test");
+    let (access, refresh) = login(&first.base, "owner@acme.test", PASSWORD);
     let (status, _) = call(
         "PATCH",
         &format!("{}/accounts/me/security", first.base),
@@ -133,7 +103,7 @@ fn cli_commands_work_while_a_server_runs_on_the_same_file() {
     let created =
         user_create(dir.path(), db, &account, "eng@acme.test", "engineer", Some(PASSWORD));
     created.assert_ok();
-    let (access, refresh) = login(&server.base, "eng@acme.test");
+    let (access, refresh) = login(&server.base, "eng@acme.test", PASSWORD);
     let (status, _) = call("GET", &format!("{}/auth/me", server.base), Some(&access), None);
     assert_eq!(status, 200);
 
@@ -194,7 +164,7 @@ fn environment_overrides_the_file_and_flags_override_the_environment() {
         &["serve", "--config", config, "--database", flag_db.to_str().unwrap()],
         &[("SESSIOND_SERVER_LISTEN", "127.0.0.1:0"), env[1]],
     );
-    let (access, _) = login(&server.base, "owner@acme.test");
+    let (access, _) = login(&server.base, "owner@acme.test", PASSWORD);
     let (_, policy) =
         call("GET", &format!("{}/accounts/me/security", server.base), Some(&access), None);
     assert_eq!(policy["idle_minutes_min"], 20);
@@ -236,7 +206,7 @@ fn json_logs_are_one_object_per_line_and_never_carry_secrets() {
         &["serve", "--database", db, "--listen", "127.0.0.1:0"],
         &[("SESSIOND_SERVER_LOG_FORMAT", "json")],
     );
-    let (access, refresh) = login(&server.base, "owner@acme.test");
+    let (access, refresh) = login(&server.base, "owner@acme.test", PASSWORD);
     call(
         "POST",
         &format!("{}/auth/refresh", server.base),
