@@ -138,9 +138,10 @@ pub async fn open_db(config: &Config) -> anyhow::Result<Db> {
         DatabaseTarget::Postgres { url } => url.expose().to_owned(),
     };
     let (size, synchronous) = (d.pool_size, d.synchronous);
-    Ok(tokio::task::spawn_blocking(move || Db::open_with(&target, size, synchronous))
+    let db = tokio::task::spawn_blocking(move || Db::open_with(&target, size, synchronous))
         .await
-        .context("opening the database")??)
+        .context("opening the database")??;
+    Ok(db.with_group_commit(d.group_commit))
 }
 
 /// When the server first prunes old refresh tokens (`session.retention_days`), and how

@@ -27,6 +27,9 @@ pub const POOL_WAIT: &str = "sessiond_db_pool_wait_seconds";
 /// How long a write waited for its turn: this process's writers queue for SQLite's one
 /// writer.
 pub const WRITER_WAIT: &str = "sessiond_db_writer_wait_seconds";
+/// How many writes each write transaction held (group commit: writes queued while a
+/// transaction was in flight share the next one).
+pub const WRITE_GROUP: &str = "sessiond_db_write_group_size";
 /// Pool size and idle connections, read at each scrape.
 pub const POOL_CONNECTIONS: &str = "sessiond_db_pool_connections";
 pub const POOL_IDLE: &str = "sessiond_db_pool_idle_connections";
@@ -42,6 +45,9 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
     5.0, 10.0,
 ];
+
+/// Upper bounds of the write-group buckets: 1 (alone) to the largest group.
+const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0];
 
 /// The results `sessiond_refresh_total` is labelled with, each shown from the start (at 0).
 pub const REFRESH_RESULTS: [&str; 5] = [
@@ -75,6 +81,7 @@ impl Metrics {
             .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.into()), LATENCY_BUCKETS)?
             .set_buckets_for_metric(Matcher::Full(POOL_WAIT.into()), LATENCY_BUCKETS)?
             .set_buckets_for_metric(Matcher::Full(WRITER_WAIT.into()), LATENCY_BUCKETS)?
+            .set_buckets_for_metric(Matcher::Full(WRITE_GROUP.into()), GROUP_BUCKETS)?
             .build_recorder();
         let handle = recorder.handle();
         let metrics = Metrics(Some(Arc::new(Registry { recorder, handle })));
@@ -89,6 +96,7 @@ impl Metrics {
             describe_counter!(TOKENS_REVOKED, "refresh tokens revoked, by cause");
             describe_histogram!(POOL_WAIT, Unit::Seconds, "wait for a pooled database connection");
             describe_histogram!(WRITER_WAIT, Unit::Seconds, "wait for the turn to write");
+            describe_histogram!(WRITE_GROUP, Unit::Count, "writes per write transaction");
             describe_gauge!(POOL_CONNECTIONS, "open pooled database connections");
             describe_gauge!(POOL_IDLE, "idle pooled database connections");
             describe_counter!(TOKENS_PRUNED, "refresh tokens deleted by pruning");
@@ -168,6 +176,10 @@ impl Metrics {
 
     pub fn writer_wait(&self, waited: Duration) {
         self.with(|| histogram!(WRITER_WAIT).record(waited.as_secs_f64()));
+    }
+
+    pub fn write_group(&self, writes: usize) {
+        self.with(|| histogram!(WRITE_GROUP).record(writes as f64));
     }
 
     pub fn pruned(&self, count: u64) {

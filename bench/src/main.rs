@@ -65,6 +65,11 @@ struct Args {
     /// `--postgres "$SESSIOND_TEST_DATABASE_URL"`. Never printed.
     #[arg(long, value_name = "URL")]
     postgres: Option<String>,
+    /// Start every server with `database.group_commit = false` (one transaction per
+    /// write), to compare a whole run with grouping off. Scenario 1 measures its control
+    /// without grouping in every run regardless.
+    #[arg(long)]
+    no_group_commit: bool,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -101,8 +106,13 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     let password_hash =
         tokio::task::spawn_blocking(|| sessiond::auth::password::hash_blocking(seed::PASSWORD))
             .await??;
-    let bench =
-        Bench { bin: bin.clone(), scratch: scratch.path().to_owned(), sizes, password_hash };
+    let bench = Bench {
+        bin: bin.clone(),
+        scratch: scratch.path().to_owned(),
+        sizes,
+        password_hash,
+        group_commit: !args.no_group_commit,
+    };
     let want = |n: u8| args.only.is_empty() || args.only.contains(&n);
     let started = sessiond::clock::Clock::system().now();
     let fsync_before = machine::fsync_probe(scratch.path())?;
@@ -134,7 +144,8 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         progress("2. in-process ceiling (synchronous=full)");
         results.ceiling.push(ceiling::run(&bench, Sync::Full).await?);
         progress("1. refresh (synchronous=full) and 6. memory");
-        let (levels, memory, server, mut data) = refresh::run(&bench, Sync::Full).await?;
+        let grouped = bench.group_commit;
+        let (levels, memory, server, mut data) = refresh::run(&bench, Sync::Full, grouped).await?;
         results.refresh.extend(levels);
         results.memory.push(memory);
         if want(4) {
@@ -147,11 +158,19 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         }
         server.stop().await?;
     }
+    if want(1) && bench.group_commit {
+        // Right after the grouped run, on the same disk: the control of issue 11's targets.
+        progress("1. refresh (synchronous=full), group commit off: the control");
+        let (levels, _, server, _) = refresh::run(&bench, Sync::Full, false).await?;
+        results.refresh.extend(levels);
+        server.stop().await?;
+    }
     if want(1) || want(2) || want(6) {
         progress("2. in-process ceiling (synchronous=normal)");
         results.ceiling.push(ceiling::run(&bench, Sync::Normal).await?);
         progress("1. refresh (synchronous=normal)");
-        let (levels, memory, server, _) = refresh::run(&bench, Sync::Normal).await?;
+        let (levels, memory, server, _) =
+            refresh::run(&bench, Sync::Normal, bench.group_commit).await?;
         results.refresh.extend(levels);
         results.memory.push(memory);
         server.stop().await?;

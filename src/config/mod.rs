@@ -83,6 +83,9 @@ pub struct DatabaseConfig {
     pub url: DatabaseUrl,
     pub pool_size: u32,
     pub synchronous: Synchronous,
+    /// Writes queued while a transaction is in flight share the next one (one commit for
+    /// many); false: a transaction per write.
+    pub group_commit: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,6 +135,7 @@ impl Default for DatabaseConfig {
             url: DatabaseUrl::default(),
             pool_size: 8,
             synchronous: Synchronous::Full,
+            group_commit: true,
         }
     }
 }

@@ -224,3 +224,15 @@ fn postgres_needs_two_pooled_connections() {
     // SQLite is content with one.
     assert!(load_flags(&[("SESSIOND_DATABASE_POOL_SIZE", "1")], None).is_ok());
 }
+
+#[test]
+fn group_commit_is_on_unless_turned_off() {
+    assert!(Config::default().database.group_commit);
+    let c = load_with(Some("[database]\ngroup_commit = false\n"), &[]).map_err(|e| e.0);
+    assert_eq!(c.map(|c| c.database.group_commit), Ok(false));
+    let env = [("SESSIOND_DATABASE_GROUP_COMMIT", "off")];
+    let c = load_with(Some(""), &env).map_err(|e| e.0);
+    assert_eq!(c.map(|c| c.database.group_commit), Ok(false));
+    let e = load_with(Some("[database]\ngroup_commit = \"maybe\"\n"), &[]).err().map(|e| e.0);
+    assert!(e.unwrap_or_default().contains("group_commit"));
+}

@@ -26,15 +26,15 @@ pub mod refresh_tokens;
 pub mod server_secrets;
 pub mod sessions;
 pub mod users;
+mod writer;
 
 use std::cell::{Cell, RefCell};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::OwnedSemaphorePermit;
-
 use crate::revocation::Reason;
 
 pub use pool::{Backend, Db, OpenError, Synchronous};
+pub use writer::MAX_GROUP;
 
 /// What storage can fail with. Only `error.rs` turns these into HTTP statuses.
 #[derive(Debug, thiserror::Error)]
@@ -304,34 +304,37 @@ impl Db {
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        self.run(false, None, f).await
+        self.run_read(f).await
     }
 
     /// Runs `f` in a write transaction on the blocking pool: IMMEDIATE on SQLite,
-    /// SERIALIZABLE on PostgreSQL. It commits when `f` returns `Ok` and rolls back
-    /// otherwise. On PostgreSQL, a transaction that loses a race with another (a
-    /// serialization failure) is rolled back and `f` runs again, a bounded number of
-    /// times: `f` must be safe to repeat (it is: everything it does is inside the
-    /// transaction).
+    /// SERIALIZABLE on PostgreSQL, after the writes queued before it (see `writer.rs`:
+    /// several queued writes share one transaction and one commit, each in a savepoint of
+    /// its own). Answers once the commit holding `f`'s changes has succeeded; when `f`
+    /// fails, its changes are rolled back and nobody else's. `f` may run more than once
+    /// (PostgreSQL's serialization failures are retried; a group whose commit failed runs
+    /// each write again alone): it must be safe to repeat, which it is when everything it
+    /// does is inside the transaction.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnMut(&Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        // This process's writers queue here, in order: on SQLite, which has one writer at
-        // a time, instead of polling its lock; on PostgreSQL so that one process's
-        // serializable transactions do not abort each other (see `pool.rs`). Against
-        // other processes, serializable snapshots arbitrate and a loser is retried (see
-        // `run`).
-        let queued = std::time::Instant::now();
-        let permit = self.writer.clone().acquire_owned().await.map_err(|e| {
-            E::from(DbError::Other(anyhow::Error::new(e).context("database writer queue closed")))
-        })?;
-        self.metrics.writer_wait(queued.elapsed());
-        // The permit travels with the work: it is released when the transaction has ended
-        // (committed or rolled back), even if the request that asked for it has gone away.
-        self.run(true, Some(permit), f).await
+        let (job, answer) = writer::Pending::new(f);
+        if self.writer.push(Box::new(job)) {
+            // Nobody is taking writes off the queue: this one starts. The drain goes on
+            // even if the request that started it has gone away.
+            let db = self.clone();
+            tokio::task::spawn_blocking(move || db.drain_writes());
+        }
+        match answer.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            Err(_) => Err(E::from(DbError::Other(anyhow::anyhow!(
+                "the database writer stopped before answering"
+            )))),
+        }
     }
 
     /// Claims the housekeeping called `name` for this process, if no other process of the
@@ -359,17 +362,9 @@ impl Db {
         self.read(|tx| tx.query_one("SELECT 1", &[], |_| Ok(()))).await
     }
 
-    /// Runs `f` in a transaction on the blocking pool. `permit` (the SQLite writer
-    /// queue's) is held until the transaction has ended: released before the commit, the
-    /// next writer would begin while this one still commits, meet SQLite's lock and sleep
-    /// in its busy handler (one sleep per commit under load, strace;
-    /// docs/PERFORMANCE.md).
-    async fn run<T, E, F>(
-        &self,
-        write: bool,
-        permit: Option<OwnedSemaphorePermit>,
-        mut f: F,
-    ) -> Result<T, E>
+    /// Runs `f` in a read transaction on the blocking pool (again, after a lost race on
+    /// PostgreSQL).
+    async fn run_read<T, E, F>(&self, mut f: F) -> Result<T, E>
     where
         F: FnMut(&Tx<'_>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -378,14 +373,13 @@ impl Db {
         let db = self.clone();
         let span = tracing::Span::current();
         let joined = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
             let _entered = span.enter();
             let mut attempt = 1;
             loop {
                 let asked = std::time::Instant::now();
                 let mut conn = db.connection().map_err(E::from)?;
                 db.metrics.pool_wait(asked.elapsed());
-                let (result, retry) = db.attempt(&mut conn, write, &mut f);
+                let (result, retry) = db.attempt_read(&mut conn, &mut f);
                 if !retry || attempt >= MAX_ATTEMPTS {
                     return result;
                 }
@@ -405,46 +399,19 @@ impl Db {
         }
     }
 
-    /// Runs `f` once in a transaction on `conn` and commits it if `f` succeeds. Also says
-    /// whether running it again may succeed where this attempt failed.
-    fn attempt<T, E, F>(
-        &self,
-        conn: &mut pool::Conn,
-        write: bool,
-        f: &mut F,
-    ) -> (Result<T, E>, bool)
+    /// Runs `f` once in a read transaction on `conn`. Also says whether running it again
+    /// may succeed where this attempt failed.
+    fn attempt_read<T, E, F>(&self, conn: &mut pool::Conn, f: &mut F) -> (Result<T, E>, bool)
     where
         F: FnMut(&Tx<'_>) -> Result<T, E>,
         E: From<DbError>,
     {
-        let inner = match conn {
-            pool::Conn::Sqlite(c) => {
-                let behavior = if write {
-                    rusqlite::TransactionBehavior::Immediate
-                } else {
-                    rusqlite::TransactionBehavior::Deferred
-                };
-                match c.transaction_with_behavior(behavior) {
-                    Ok(tx) => TxInner::Sqlite(tx),
-                    Err(e) => return (Err(E::from(DbError::from(e))), false),
-                }
-            }
-            pool::Conn::Pg(c) => match c.begin(write) {
-                Ok(tx) => TxInner::Pg(RefCell::new(tx)),
-                Err(e) => {
-                    let (err, retry) = pg::classify(e);
-                    return (Err(E::from(err)), retry);
-                }
-            },
-        };
-        let tx = Tx {
-            inner,
-            revoked: RefCell::default(),
-            retry: Cell::new(false),
-            failed: Cell::new(false),
+        let tx = match self.begin(conn, false) {
+            Ok(tx) => tx,
+            Err((e, retry)) => return (Err(E::from(e)), retry),
         };
         let out = match f(&tx) {
-            Ok(_) if tx.failed.get() && matches!(tx.inner, TxInner::Pg(_)) => {
+            Ok(_) if tx.failed.get() => {
                 let e = anyhow::anyhow!("a statement failed in a transaction that went on");
                 return (Err(E::from(DbError::Other(e))), tx.retry.get());
             }
@@ -452,18 +419,44 @@ impl Db {
             // Dropping the transaction rolls it back.
             Err(e) => return (Err(e), tx.retry.get()),
         };
-        let Tx { inner, revoked, .. } = tx;
-        let committed = match inner {
-            TxInner::Sqlite(tx) => tx.commit().map_err(|e| (DbError::from(e), false)),
-            TxInner::Pg(tx) => tx.into_inner().commit().map_err(pg::classify_commit),
+        match self.commit(tx) {
+            Ok(()) => (Ok(out), false),
+            Err((e, retry)) => (Err(E::from(e)), retry),
+        }
+    }
+
+    /// Begins a transaction on `conn`: a write one (IMMEDIATE on SQLite, SERIALIZABLE on
+    /// PostgreSQL) or a read one (one snapshot). On failure, also whether trying again
+    /// may succeed.
+    fn begin<'c>(&self, conn: &'c mut pool::Conn, write: bool) -> Result<Tx<'c>, (DbError, bool)> {
+        let inner = match conn {
+            pool::Conn::Sqlite(c) => {
+                let behavior = if write {
+                    rusqlite::TransactionBehavior::Immediate
+                } else {
+                    rusqlite::TransactionBehavior::Deferred
+                };
+                TxInner::Sqlite(
+                    c.transaction_with_behavior(behavior).map_err(|e| (DbError::from(e), false))?,
+                )
+            }
+            pool::Conn::Pg(c) => TxInner::Pg(RefCell::new(c.begin(write).map_err(pg::classify)?)),
         };
-        if let Err((e, retry)) = committed {
-            return (Err(E::from(e)), retry);
+        Ok(Tx { inner, revoked: RefCell::default(), retry: Cell::new(false), failed: Cell::new(false) })
+    }
+
+    /// Commits `tx` and counts what it revoked. On failure, also whether running the
+    /// whole transaction again may succeed.
+    fn commit(&self, tx: Tx<'_>) -> Result<(), (DbError, bool)> {
+        let Tx { inner, revoked, .. } = tx;
+        match inner {
+            TxInner::Sqlite(tx) => tx.commit().map_err(|e| (DbError::from(e), false))?,
+            TxInner::Pg(tx) => tx.into_inner().commit().map_err(pg::classify_commit)?,
         }
         for (cause, count) in revoked.into_inner() {
             self.metrics.revoked(cause, count);
         }
-        (Ok(out), false)
+        Ok(())
     }
 }
 

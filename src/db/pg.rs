@@ -92,6 +92,11 @@ impl PgTx<'_> {
         self.tx.query(&s, params)
     }
 
+    /// Runs statements without parameters, unprepared (savepoints).
+    pub(super) fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        self.tx.batch_execute(sql)
+    }
+
     pub(super) fn commit(self) -> Result<(), postgres::Error> {
         self.tx.commit()
     }

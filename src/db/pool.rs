@@ -10,8 +10,8 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Semaphore;
 
+use super::writer::{MAX_GROUP, Writer};
 use super::{DbError, pg, preflight};
 use crate::metrics::{Metrics, PoolState};
 
@@ -28,10 +28,11 @@ const POOL_WAIT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Db {
     pools: Pools,
-    /// Writers of this process queue here, in order: on SQLite instead of polling its
-    /// lock (which `busy_timeout` still arbitrates against other processes, e.g. the
-    /// CLI); on PostgreSQL so that they do not abort each other (see `open_with`).
-    pub(super) writer: Arc<Semaphore>,
+    /// Writers of this process queue here, in order, and queued writes commit together
+    /// (`writer.rs`): on SQLite instead of polling its lock (which `busy_timeout` still
+    /// arbitrates against other processes, e.g. the CLI); on PostgreSQL so that they do
+    /// not abort each other (see `open_with`).
+    pub(super) writer: Arc<Writer>,
     /// Where pool waits and committed revocations are counted (disabled for the CLI).
     pub(super) metrics: Metrics,
 }
@@ -171,7 +172,7 @@ impl Db {
                 // requests failed. Queued, a process has one writer in flight; only
                 // transactions of different processes can conflict, and their rare
                 // conflicts are retried.
-                writer: Arc::new(Semaphore::new(1)),
+                writer: Arc::new(Writer::new(MAX_GROUP)),
                 metrics: Metrics::disabled(),
             });
         }
@@ -219,7 +220,7 @@ impl Db {
         let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
         Ok(Db {
             pools: Pools::Sqlite { pool, _memory_anchor: memory_anchor },
-            writer: Arc::new(Semaphore::new(1)),
+            writer: Arc::new(Writer::new(MAX_GROUP)),
             metrics: Metrics::disabled(),
         })
     }
@@ -230,6 +231,14 @@ impl Db {
             Pools::Sqlite { .. } => Backend::Sqlite,
             Pools::Postgres(_) => Backend::Postgres,
         }
+    }
+
+    /// This database with queued writes committed together (`true`, the default) or each
+    /// in a transaction of its own (`database.group_commit = false`). Call it before the
+    /// first write.
+    pub fn with_group_commit(mut self, on: bool) -> Db {
+        self.writer = Arc::new(Writer::new(if on { MAX_GROUP } else { 1 }));
+        self
     }
 
     /// This database, counting into `metrics`.

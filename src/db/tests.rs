@@ -338,7 +338,7 @@ async fn postgres_a_lease_is_held_by_one_process_at_a_time() {
 
 /// A fresh, migrated PostgreSQL schema for a unit test, or `None` (after saying so) when
 /// `SESSIOND_TEST_DATABASE_URL` is unset. Blocking.
-fn postgres_db() -> Option<Db> {
+pub(super) fn postgres_db() -> Option<Db> {
     let Some(url) = std::env::var("SESSIOND_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
     else {
         eprintln!("skipped: needs a PostgreSQL server (SESSIOND_TEST_DATABASE_URL)");

@@ -27,6 +27,9 @@ pub struct Bench {
     pub scratch: PathBuf,
     pub sizes: Sizes,
     pub password_hash: String,
+    /// `database.group_commit` of every server started (`--no-group-commit` turns it off
+    /// for the whole run); scenario 1 also runs its control without it regardless.
+    pub group_commit: bool,
 }
 
 /// `database.synchronous`, as the server's environment sets it.
@@ -112,8 +115,20 @@ impl Bench {
 
     /// Starts a server on `db` with `synchronous`, logging at the default level.
     pub async fn serve(&self, dir: &Path, db: &Path, sync: Sync) -> anyhow::Result<Server> {
+        self.serve_grouped(dir, db, sync, self.group_commit).await
+    }
+
+    /// [`Bench::serve`] with group commit on or off.
+    pub async fn serve_grouped(
+        &self,
+        dir: &Path,
+        db: &Path,
+        sync: Sync,
+        grouped: bool,
+    ) -> anyhow::Result<Server> {
         let db = db.to_str().context("database path is not UTF-8")?;
-        let (server, _) = Server::start(&self.bin, dir, db, &[sync.env()]).await?;
+        let group = ("SESSIOND_DATABASE_GROUP_COMMIT", if grouped { "true" } else { "false" });
+        let (server, _) = Server::start(&self.bin, dir, db, &[sync.env(), group]).await?;
         Ok(server)
     }
 }

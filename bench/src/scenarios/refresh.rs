@@ -52,6 +52,8 @@ pub fn gather(refreshers: Vec<Refresher>) -> Vec<String> {
 #[derive(Debug, Clone, Serialize)]
 pub struct Level {
     pub synchronous: Sync,
+    /// `database.group_commit`: queued refreshes share a commit.
+    pub grouped: bool,
     pub clients: usize,
     #[serde(flatten)]
     pub figures: Summary,
@@ -67,6 +69,7 @@ pub async fn levels(
     server: &Server,
     tokens: &mut Vec<String>,
     sync: Sync,
+    grouped: bool,
 ) -> anyhow::Result<Vec<Level>> {
     let mut out = Vec::new();
     for &clients in &bench.sizes.refresh_clients {
@@ -79,6 +82,7 @@ pub async fn levels(
         *tokens = gather(back);
         out.push(Level {
             synchronous: sync,
+            grouped,
             clients,
             figures: recorded.summary(),
             server_cpu_us: per_request(server.cpu()?.saturating_sub(server_cpu)),
@@ -106,10 +110,11 @@ pub struct MemoryFigures {
 pub async fn run(
     bench: &Bench,
     sync: Sync,
+    grouped: bool,
 ) -> anyhow::Result<(Vec<Level>, MemoryFigures, Server, MainData)> {
     let (dir, db) = bench.fresh_db(&format!("refresh-{}", sync.name())).await?;
     let mut data = bench.seed_main(&db)?;
-    let server = bench.serve(&dir, &db, sync).await?;
+    let server = bench.serve_grouped(&dir, &db, sync, grouped).await?;
     super::healthy(&server).await?;
     let idle = server.memory()?;
     // Without the reset (e.g. /proc not writable here) the peak also covers the start,
@@ -117,7 +122,7 @@ pub async fn run(
     if let Err(e) = server.reset_peak() {
         eprintln!("sessiond-bench: peak RSS not reset ({e:#}); it includes the start");
     }
-    let levels = levels(bench, &server, &mut data.sessions, sync).await?;
+    let levels = levels(bench, &server, &mut data.sessions, sync, grouped).await?;
     let peak = server.memory()?;
     // Let the blocking pool's threads go idle before reading the resident set again.
     tokio::time::sleep(Duration::from_millis(300)).await;
