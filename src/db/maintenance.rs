@@ -2,37 +2,47 @@
 //! hourly prune (see `service::maintenance` for the rules).
 //!
 //! Candidates are found in read transactions, which never hold up a writer (WAL), and
-//! deleted by rowid in short write transactions of at most one batch each. (`rowid` is
-//! SQLite's implicit key; the PostgreSQL schema has a column of that name that plays its
-//! part, so the statements are the same on both.)
+//! deleted by key in short write transactions of at most one batch each. A token's key is
+//! the table's primary key (user, session, id) since schema version 6: on SQLite, where the
+//! table is clustered by it, deleting in key order deletes neighbours together.
 
 use chrono::{DateTime, Utc};
 
-use super::{DbError, Tx, to_ms};
+use super::{DbError, Row, Tx, to_ms};
 use crate::policy::Overrides;
 
-/// Where a scan of live tokens stopped: their session id and rowid (the order of the
-/// partial index over live tokens).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LiveCursor {
+/// A token's key: the primary key of the token table, in its order.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokenKey {
+    user_id: String,
     session_id: String,
-    rowid: i64,
+    id: String,
 }
 
-/// Where a scan of revoked tokens stopped: their revocation instant and rowid (the order
-/// of the index over revoked tokens).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+impl TokenKey {
+    /// The key from columns `i` (user), `i + 1` (session) and `i + 2` (id).
+    fn from_row(r: &Row<'_>, i: usize) -> Result<TokenKey, DbError> {
+        Ok(TokenKey { user_id: r.text(i)?, session_id: r.text(i + 1)?, id: r.text(i + 2)? })
+    }
+}
+
+/// Where a scan of live tokens stopped: the last token's key (the order of the partial
+/// index over live tokens).
+pub type LiveCursor = TokenKey;
+
+/// Where a scan of revoked tokens stopped: their revocation instant and id (the order of
+/// the index over revoked tokens).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedCursor {
     revoked_at_ms: i64,
-    rowid: i64,
+    id: String,
 }
 
 /// A live token found by the scan; whether its session is over is decided again when it
-/// is deleted.
+/// is deleted. Its key is also the scan's cursor.
 #[derive(Debug, Clone)]
 pub struct LiveCandidate {
-    pub rowid: i64,
-    pub cursor: LiveCursor,
+    pub key: TokenKey,
 }
 
 /// What the prune needs to know of a live token to apply the policy to it.
@@ -44,11 +54,11 @@ pub struct LiveToken {
 }
 
 /// Live tokens issued before `cutoff`, in index order after `after`, at most `limit`.
-pub(super) const LIVE_ISSUED_BEFORE_SQL: &str = "SELECT rowid, session_id FROM refresh_tokens
+pub(super) const LIVE_ISSUED_BEFORE_SQL: &str = "SELECT user_id, session_id, id FROM refresh_tokens
      WHERE revoked_at IS NULL AND issued_at < ?1
-       AND session_id >= ?2 AND (session_id > ?2 OR rowid > ?3)
-     ORDER BY session_id, rowid
-     LIMIT ?4";
+       AND (user_id, session_id, id) > (?2, ?3, ?4)
+     ORDER BY user_id, session_id, id
+     LIMIT ?5";
 
 pub fn live_issued_before(
     tx: &Tx<'_>,
@@ -56,31 +66,30 @@ pub fn live_issued_before(
     after: Option<&LiveCursor>,
     limit: usize,
 ) -> Result<Vec<LiveCandidate>, DbError> {
+    // Every key sorts after ("", "", ""): the first batch starts at the beginning.
+    let key = |f: fn(&TokenKey) -> &str| after.map_or("", f);
     tx.query(
         LIVE_ISSUED_BEFORE_SQL,
         &[
             &to_ms(cutoff),
-            // Every session id sorts after "": the first batch starts at the beginning.
-            &after.map_or("", |c| c.session_id.as_str()),
-            &after.map_or(0, |c| c.rowid),
+            &key(|k| &k.user_id),
+            &key(|k| &k.session_id),
+            &key(|k| &k.id),
             &i64::try_from(limit).unwrap_or(i64::MAX),
         ],
-        |r| {
-            let rowid = r.i64(0)?;
-            Ok(LiveCandidate { rowid, cursor: LiveCursor { session_id: r.text(1)?, rowid } })
-        },
+        |r| Ok(LiveCandidate { key: TokenKey::from_row(r, 0)? }),
     )
 }
 
-/// The token at `rowid` if it is still live, with its account's policy as it stands now.
-pub fn live_token(tx: &Tx<'_>, rowid: i64) -> Result<Option<LiveToken>, DbError> {
+/// The token `key` if it is still live, with its account's policy as it stands now.
+pub fn live_token(tx: &Tx<'_>, key: &TokenKey) -> Result<Option<LiveToken>, DbError> {
     tx.query_opt(
         "SELECT t.session_started_at, t.issued_at, a.idle_minutes, a.absolute_minutes
          FROM refresh_tokens t
          JOIN users u ON u.id = t.user_id
          JOIN accounts a ON a.id = u.account_id
-         WHERE t.rowid = ?1 AND t.revoked_at IS NULL",
-        &[&rowid],
+         WHERE t.user_id = ?1 AND t.session_id = ?2 AND t.id = ?3 AND t.revoked_at IS NULL",
+        &[&key.user_id, &key.session_id, &key.id],
         |r| {
             Ok(LiveToken {
                 session_started_at: r.time(0)?,
@@ -98,7 +107,7 @@ pub fn live_token(tx: &Tx<'_>, rowid: i64) -> Result<Option<LiveToken>, DbError>
 /// cutoff.
 #[derive(Debug, Clone)]
 pub struct RevokedCandidate {
-    pub rowid: i64,
+    pub key: TokenKey,
     pub session_ended: bool,
     pub cursor: RevokedCursor,
 }
@@ -107,42 +116,43 @@ pub struct RevokedCandidate {
 /// with whether its session has neither a live token nor ended since the cutoff. A
 /// session ends with the revoke of its last token (one never exchanged), the latest
 /// revoke of the session. Served by the index over revoked tokens and, per session, the
-/// indexes over live tokens and over the tokens that ended sessions.
-pub(super) const REVOKED_BEFORE_SQL: &str = "SELECT t.rowid, t.revoked_at,
+/// indexes over live tokens and over the tokens that ended sessions (both keyed by user
+/// and session).
+pub(super) const REVOKED_BEFORE_SQL: &str = "SELECT t.user_id, t.session_id, t.id, t.revoked_at,
             NOT EXISTS (SELECT 1 FROM refresh_tokens s
-                        WHERE s.session_id = t.session_id AND s.revoked_at IS NULL)
+                        WHERE s.user_id = t.user_id AND s.session_id = t.session_id
+                          AND s.revoked_at IS NULL)
             AND NOT EXISTS (SELECT 1 FROM refresh_tokens s
-                            WHERE s.session_id = t.session_id AND s.replaced_by IS NULL
-                              AND s.revoked_at >= ?1)
+                            WHERE s.user_id = t.user_id AND s.session_id = t.session_id
+                              AND s.replaced_by IS NULL AND s.revoked_at >= ?1)
      FROM refresh_tokens t
-     WHERE t.revoked_at IS NOT NULL AND t.revoked_at < ?1 AND t.revoked_at >= ?2
-       AND (t.revoked_at > ?2 OR t.rowid > ?3)
-     ORDER BY t.revoked_at, t.rowid
+     WHERE t.revoked_at IS NOT NULL AND t.revoked_at < ?1
+       AND (t.revoked_at, t.id) > (?2, ?3)
+     ORDER BY t.revoked_at, t.id
      LIMIT ?4";
 
 pub fn revoked_before(
     tx: &Tx<'_>,
     cutoff: DateTime<Utc>,
-    after: Option<RevokedCursor>,
+    after: Option<&RevokedCursor>,
     limit: usize,
 ) -> Result<Vec<RevokedCandidate>, DbError> {
-    let (after_ms, after_rowid) =
-        after.map_or((i64::MIN, i64::MIN), |c| (c.revoked_at_ms, c.rowid));
+    let (after_ms, after_id) = after.map_or((i64::MIN, ""), |c| (c.revoked_at_ms, c.id.as_str()));
     tx.query(
         REVOKED_BEFORE_SQL,
-        &[&to_ms(cutoff), &after_ms, &after_rowid, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        &[&to_ms(cutoff), &after_ms, &after_id, &i64::try_from(limit).unwrap_or(i64::MAX)],
         |r| {
-            let rowid = r.i64(0)?;
-            Ok(RevokedCandidate {
-                rowid,
-                cursor: RevokedCursor { revoked_at_ms: r.i64(1)?, rowid },
-                session_ended: r.bool(2)?,
-            })
+            let key = TokenKey::from_row(r, 0)?;
+            let cursor = RevokedCursor { revoked_at_ms: r.i64(3)?, id: key.id.clone() };
+            Ok(RevokedCandidate { key, cursor, session_ended: r.bool(4)? })
         },
     )
 }
 
-/// Deletes one token by rowid; 1 if it was there.
-pub fn delete_token(tx: &Tx<'_>, rowid: i64) -> Result<usize, DbError> {
-    tx.execute("DELETE FROM refresh_tokens WHERE rowid = ?1", &[&rowid])
+/// Deletes one token by key; 1 if it was there.
+pub fn delete_token(tx: &Tx<'_>, key: &TokenKey) -> Result<usize, DbError> {
+    tx.execute(
+        "DELETE FROM refresh_tokens WHERE user_id = ?1 AND session_id = ?2 AND id = ?3",
+        &[&key.user_id, &key.session_id, &key.id],
+    )
 }

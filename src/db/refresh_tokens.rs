@@ -2,7 +2,9 @@
 //!
 //! Every revoking statement keeps `revoked_at IS NULL` in its `WHERE`: a row is stamped
 //! once and concurrent revokers cannot both win. The bulk revokes (by session, user or
-//! account) are served by partial indexes over live tokens only.
+//! account) are served by the partial index over live tokens, keyed by user and session
+//! (schema version 6): the table is clustered by the same key, so a revoke writes the
+//! pages of its own users only.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -149,12 +151,19 @@ pub fn revoke_token(
 pub(super) const REVOKE_SESSION_SQL: &str = concat!(
     "UPDATE refresh_tokens SET ",
     stamp_columns!(),
-    " WHERE session_id = ?5 AND revoked_at IS NULL"
+    " WHERE user_id = ?5 AND session_id = ?6 AND revoked_at IS NULL"
 );
 
-/// Revokes every live token of one session.
-pub fn revoke_session(tx: &Tx<'_>, session_id: Uuid, stamp: Stamp) -> Result<usize, DbError> {
-    stamp_rows(tx, REVOKE_SESSION_SQL, &[&session_id.to_string()], stamp)
+/// Revokes every live token of one session (of user `user_id`: the tokens are found by
+/// user and session, side by side).
+pub fn revoke_session(
+    tx: &Tx<'_>,
+    user_id: Uuid,
+    session_id: Uuid,
+    stamp: Stamp,
+) -> Result<usize, DbError> {
+    let (user, session) = (user_id.to_string(), session_id.to_string());
+    stamp_rows(tx, REVOKE_SESSION_SQL, &[&user, &session], stamp)
 }
 
 pub(super) const REVOKE_USER_SQL: &str = concat!(
@@ -230,13 +239,14 @@ pub fn count_account(
 /// one per session; the prune index over such tokens finds it in one probe).
 pub(super) const SESSION_END_SQL: &str =
     "SELECT revoke_reason, revoked_by_event, revoke_limit_minutes FROM refresh_tokens
-     WHERE session_id = ?1 AND revoked_at IS NOT NULL AND replaced_by IS NULL
+     WHERE user_id = ?1 AND session_id = ?2 AND revoked_at IS NOT NULL AND replaced_by IS NULL
      ORDER BY revoked_at DESC LIMIT 1";
 
-/// Why the session ended, if it has (and its last token is still there: pruning removes
-/// old history).
-pub fn session_end(tx: &Tx<'_>, session_id: Uuid) -> Result<Option<Ended>, DbError> {
-    tx.query_opt(SESSION_END_SQL, &[&session_id.to_string()], |r| ended(r, 0))
+/// Why the session (of user `user_id`) ended, if it has (and its last token is still
+/// there: pruning removes old history).
+pub fn session_end(tx: &Tx<'_>, user_id: Uuid, session_id: Uuid) -> Result<Option<Ended>, DbError> {
+    let (user, session) = (user_id.to_string(), session_id.to_string());
+    tx.query_opt(SESSION_END_SQL, &[&user, &session], |r| ended(r, 0))
 }
 
 /// What a revoked token records about its end.

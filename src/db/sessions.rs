@@ -38,15 +38,16 @@ pub(super) const LIVE_BY_ACCOUNT_SQL: &str =
      WHERE u.account_id = ?1 AND u.is_active = 1
      ORDER BY t.issued_at DESC, t.session_id";
 
-/// One session of the account, by id, through the partial index on live tokens.
+/// One session of the account, by id: the account's users through `users_by_account`,
+/// and for each one probe of the index over live tokens (keyed by user, then session).
 pub(super) const LIVE_IN_ACCOUNT_SQL: &str =
     "SELECT t.session_id, t.user_id, u.email, u.role, t.session_started_at, t.issued_at,
             t.user_agent, t.ip, a.idle_minutes, a.absolute_minutes
-     FROM refresh_tokens t
-     JOIN users u ON u.id = t.user_id
+     FROM users u
      JOIN accounts a ON a.id = u.account_id
-     WHERE t.session_id = ?1 AND t.revoked_at IS NULL
-       AND u.account_id = ?2 AND u.is_active = 1
+     JOIN refresh_tokens t
+       ON t.user_id = u.id AND t.session_id = ?1 AND t.revoked_at IS NULL
+     WHERE u.account_id = ?2 AND u.is_active = 1
      ORDER BY t.issued_at DESC
      LIMIT 1";
 

@@ -27,12 +27,13 @@ fn hot_statements_use_indexes_not_scans() {
         (refresh_tokens::COUNT_ACCOUNT_SQL, "refresh_tokens_active_by_user"),
         (refresh_tokens::LIVE_SESSION_TIMES_SQL, "refresh_tokens_active_by_user"),
         (refresh_tokens::SESSION_END_SQL, "refresh_tokens_ended_by_session"),
-        (refresh_tokens::REVOKE_SESSION_SQL, "refresh_tokens_active_by_session"),
+        (refresh_tokens::REVOKE_SESSION_SQL, "refresh_tokens_active_by_user"),
         (refresh_tokens::REVOKE_USER_SQL, "refresh_tokens_active_by_user"),
-        (users::SESSION_STATE_SQL, "refresh_tokens_active_by_session"),
+        (users::SESSION_STATE_SQL, "refresh_tokens_active_by_user"),
     ];
     for (sql, index) in cases {
         let plan = plan(&db, sql);
+        eprintln!("{sql}\n{plan}\n");
         assert!(!plan.contains("SCAN refresh_tokens") && !plan.contains("SCAN t"), "{sql}\n{plan}");
         assert!(plan.contains(index), "{sql} should use {index}:\n{plan}");
     }
@@ -55,19 +56,20 @@ fn session_list_and_prune_use_indexes_not_scans() {
     let db = Db::open(":memory:", 2).expect("open");
     let cases: [(&str, &[&str]); 4] = [
         (sessions::LIVE_BY_ACCOUNT_SQL, &["users_by_account", "refresh_tokens_active_by_user"]),
-        (sessions::LIVE_IN_ACCOUNT_SQL, &["refresh_tokens_active_by_session"]),
-        (maintenance::LIVE_ISSUED_BEFORE_SQL, &["refresh_tokens_active_by_session"]),
+        (sessions::LIVE_IN_ACCOUNT_SQL, &["users_by_account", "refresh_tokens_active_by_user"]),
+        (maintenance::LIVE_ISSUED_BEFORE_SQL, &["refresh_tokens_active_by_user"]),
         (
             maintenance::REVOKED_BEFORE_SQL,
             &[
                 "refresh_tokens_revoked ",
-                "refresh_tokens_active_by_session",
+                "refresh_tokens_active_by_user",
                 "refresh_tokens_ended_by_session",
             ],
         ),
     ];
     for (sql, indexes) in cases {
         let plan = plan(&db, sql);
+        eprintln!("{sql}\n{plan}\n");
         for table in ["refresh_tokens", "t", "s", "users", "u", "accounts", "a"] {
             assert!(!plan.contains(&format!("SCAN {table}")), "{sql}\n{plan}");
         }
@@ -179,6 +181,82 @@ fn the_v2_migration_backfills_rotations_only() {
     assert!(err.is_err());
 }
 
+/// Version 6 rebuilds the token table clustered by (user, session, id): every row and
+/// column comes across, the CHECK of version 2 and the uniqueness of id and hash hold, the
+/// table has no rowid, and a revoke finds the live tokens through the user-keyed index.
+#[test]
+fn the_v6_migration_moves_every_token_into_the_clustered_table() {
+    let conn = rusqlite::Connection::open_in_memory().expect("open");
+    for sql in [
+        include_str!("../../migrations/sqlite/V1__init.sql"),
+        include_str!("../../migrations/sqlite/V2__revoke_reasons.sql"),
+        include_str!("../../migrations/sqlite/V3__prune_indexes.sql"),
+        include_str!("../../migrations/sqlite/V4__login_failures.sql"),
+        include_str!("../../migrations/sqlite/V5__server_secrets.sql"),
+    ] {
+        conn.execute_batch(sql).expect("v1-v5");
+    }
+    conn.execute_batch(
+        "INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 0);
+         INSERT INTO users (id, account_id, email, password_hash, role, created_at)
+             VALUES ('u2', 'a', 'u2@a.test', 'x', 'owner', 0),
+                    ('u1', 'a', 'u1@a.test', 'x', 'engineer', 0);
+         INSERT INTO refresh_tokens (id, session_id, user_id, token_hash, session_started_at,
+                                     issued_at, revoked_at, replaced_by, user_agent, ip,
+                                     revoke_reason, revoked_by_event, revoke_limit_minutes)
+             VALUES ('t1', 's', 'u2', x'01', 1, 2, 5, 't2', 'ua', '10.0.0.1', 'rotated', NULL,
+                     NULL),
+                    ('t2', 's', 'u2', x'02', 1, 5, 9, NULL, 'ua', '10.0.0.1', 'idle_timeout',
+                     NULL, 30),
+                    ('t3', 's2', 'u1', x'03', 3, 4, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+                    ('t4', 's3', 'u1', x'04', 3, 4, 8, NULL, NULL, NULL, 'revoked_all', 'e1',
+                     NULL);",
+    )
+    .expect("v5 rows");
+    let dump = |conn: &rusqlite::Connection| -> Vec<String> {
+        conn.prepare("SELECT * FROM refresh_tokens ORDER BY id")
+            .expect("prepare")
+            .query_map([], |r| {
+                Ok((0..13)
+                    .map(|i| format!("{:?}", r.get_ref(i).expect("column")))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let before = dump(&conn);
+    conn.execute_batch(include_str!("../../migrations/sqlite/V6__tokens_by_user.sql")).expect("v6");
+    assert_eq!(dump(&conn), before);
+    // Stored in key order: user, then session (a scan of the table itself: `ip` is in no
+    // index).
+    let order: Vec<String> = conn
+        .prepare("SELECT id, ip FROM refresh_tokens")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(order, ["t3", "t4", "t1", "t2"]);
+    assert!(conn.prepare("SELECT rowid FROM refresh_tokens").is_err(), "WITHOUT ROWID");
+    for bad in [
+        "UPDATE refresh_tokens SET revoke_reason = 'bored' WHERE id = 't2'",
+        "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash, session_started_at,
+             issued_at) VALUES ('t1', 's9', 'u1', x'09', 0, 0)",
+        "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash, session_started_at,
+             issued_at) VALUES ('t9', 's9', 'u1', x'01', 0, 0)",
+        "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash, session_started_at,
+             issued_at) VALUES ('t9', 's9', 'u1', 'text', 0, 0)",
+    ] {
+        assert!(conn.execute(bad, []).is_err(), "{bad}");
+    }
+    let old: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%v5%'", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(old, 0);
+}
+
 /// Both dialects' migration folders hold the same versions under the same names: a
 /// database of either kind is at the same schema version for the same sessiond.
 #[test]
@@ -287,7 +365,7 @@ fn postgres_revokes_use_the_indexes_not_a_sequential_scan() {
             refresh_tokens::REVOKE_SESSION_SQL,
             explain(
                 refresh_tokens::REVOKE_SESSION_SQL,
-                &[&at, &reason, &event, &limit, &"s7-1-1".to_owned()],
+                &[&at, &reason, &event, &limit, &"u7-1".to_owned(), &"s7-1-1".to_owned()],
             ),
         ),
     ];

@@ -115,6 +115,7 @@ pub async fn revoke(state: &AppState, caller: Caller, session_id: &str) -> Resul
         )?;
         refresh_tokens::revoke_session(
             tx,
+            session.user_id,
             session_id,
             Stamp::audited(now, Reason::RevokedSingle, event),
         )?;

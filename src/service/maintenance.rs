@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Error;
 use crate::db::backup::{self, Backed, BackupError};
+use crate::db::maintenance::TokenKey;
 use crate::db::{Db, Tx, maintenance};
 use crate::metrics::Metrics;
 use crate::policy::Bounds;
@@ -82,20 +83,25 @@ pub async fn prune_paced(
     Ok(expired + ended)
 }
 
-/// Applies `delete` (which answers how many rows it deleted) to each rowid, in rowid
+/// Applies `delete` (which answers how many rows it deleted) to each token, in key
 /// order (neighbouring rows share pages), one write transaction per [`DELETE_CHUNK`],
 /// resting after each as `pace` says.
-async fn delete_rows<F>(db: &Db, pace: Pace, mut rowids: Vec<i64>, delete: F) -> Result<u64, Error>
+async fn delete_rows<F>(
+    db: &Db,
+    pace: Pace,
+    mut keys: Vec<TokenKey>,
+    delete: F,
+) -> Result<u64, Error>
 where
-    F: Fn(&Tx<'_>, i64) -> Result<u64, Error> + Clone + Send + 'static,
+    F: Fn(&Tx<'_>, &TokenKey) -> Result<u64, Error> + Clone + Send + 'static,
 {
-    rowids.sort_unstable();
+    keys.sort_unstable();
     let mut deleted = 0;
-    for chunk in rowids.chunks(DELETE_CHUNK) {
+    for chunk in keys.chunks(DELETE_CHUNK) {
         let (chunk, delete) = (chunk.to_vec(), delete.clone());
         let started = std::time::Instant::now();
         let n = db
-            .write(move |tx| chunk.iter().map(|&rowid| delete(tx, rowid)).sum::<Result<u64, _>>())
+            .write(move |tx| chunk.iter().map(|key| delete(tx, key)).sum::<Result<u64, _>>())
             .await?;
         // Counted as each chunk commits: a prune stopped by a shutdown still shows.
         db.metrics().pruned(n);
@@ -126,18 +132,18 @@ async fn prune_expired(
             .read(move |tx| maintenance::live_issued_before(tx, cutoff, from.as_ref(), PRUNE_BATCH))
             .await?;
         let Some(last) = batch.last() else { break };
-        after = Some(last.cursor.clone());
+        after = Some(last.key.clone());
         let full = batch.len() == PRUNE_BATCH;
-        let rowids = batch.into_iter().map(|c| c.rowid).collect();
-        deleted += delete_rows(db, pace, rowids, move |tx, rowid| {
+        let keys = batch.into_iter().map(|c| c.key).collect();
+        deleted += delete_rows(db, pace, keys, move |tx, key| {
             // Read again under the write lock: the token may have been refreshed or the
             // policy loosened since the scan.
-            let Some(t) = maintenance::live_token(tx, rowid)? else { return Ok(0) };
+            let Some(t) = maintenance::live_token(tx, key)? else { return Ok(0) };
             let effective = bounds.effective(t.overrides);
             if effective.expiry(cutoff, t.session_started_at, t.issued_at).is_none() {
                 return Ok(0);
             }
-            Ok(maintenance::delete_token(tx, rowid)? as u64)
+            Ok(maintenance::delete_token(tx, key)? as u64)
         })
         .await?;
         if !full {
@@ -153,17 +159,17 @@ async fn prune_expired(
 async fn prune_ended(db: &Db, cutoff: DateTime<Utc>, pace: Pace) -> Result<u64, Error> {
     let (mut deleted, mut after) = (0, None);
     loop {
-        let from = after;
-        let batch =
-            db.read(move |tx| maintenance::revoked_before(tx, cutoff, from, PRUNE_BATCH)).await?;
+        let from = after.clone();
+        let batch = db
+            .read(move |tx| maintenance::revoked_before(tx, cutoff, from.as_ref(), PRUNE_BATCH))
+            .await?;
         let Some(last) = batch.last() else { break };
-        after = Some(last.cursor);
+        after = Some(last.cursor.clone());
         let full = batch.len() == PRUNE_BATCH;
-        let doomed = batch.into_iter().filter(|c| c.session_ended).map(|c| c.rowid).collect();
-        deleted += delete_rows(db, pace, doomed, |tx, rowid| {
-            Ok(maintenance::delete_token(tx, rowid)? as u64)
-        })
-        .await?;
+        let doomed = batch.into_iter().filter(|c| c.session_ended).map(|c| c.key).collect();
+        deleted +=
+            delete_rows(db, pace, doomed, |tx, key| Ok(maintenance::delete_token(tx, key)? as u64))
+                .await?;
         if !full {
             break;
         }

@@ -256,13 +256,13 @@ fn reuse_detected(
 ) -> Result<RefreshDenied, Error> {
     let event = Uuid::new_v4();
     let stamp = Stamp::audited(now, Reason::ReuseDetected, event);
-    let revoked = refresh_tokens::revoke_session(tx, p.session_id, stamp)?;
+    let revoked = refresh_tokens::revoke_session(tx, p.user_id, p.session_id, stamp)?;
     // Audited only when it ended a live session: a replay against a session already over
     // changes nothing, and auditing it would let anyone holding an old token grow the
     // audit table, one synced write per request.
     if revoked == 0 {
         // The session's last token is gone when pruning removed it: nothing to tell.
-        let end = refresh_tokens::session_end(tx, p.session_id)?;
+        let end = refresh_tokens::session_end(tx, p.user_id, p.session_id)?;
         return Ok(end.map_or(RefreshDenied::invalid(Reason::UnknownToken), ended));
     }
     audit_events::insert_with_id(
@@ -302,7 +302,7 @@ pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Re
             };
             let event = Uuid::new_v4();
             let stamp = Stamp::audited(now, Reason::LoggedOut, event);
-            let revoked = refresh_tokens::revoke_session(tx, p.session_id, stamp)?;
+            let revoked = refresh_tokens::revoke_session(tx, p.user_id, p.session_id, stamp)?;
             if revoked > 0 {
                 audit_events::insert_with_id(
                     tx,

@@ -1295,8 +1295,9 @@ impl Probe {
         let mut counts = BTreeMap::new();
         let mut hash = Sha256::new();
         for t in tables {
+            // The first two columns order every table (the token table has no rowid).
             let mut stmt =
-                self.conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY rowid")).unwrap();
+                self.conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1, 2")).unwrap();
             let n = stmt.column_count();
             let mut rows = stmt.query([]).unwrap();
             let mut count = 0;
