@@ -364,7 +364,7 @@ pub async fn run(
     let mut setup = both_skipped();
     for side in order(0) {
         let started = Instant::now();
-        setup[side] = match vs.prepare(side).await {
+        setup[side] = match within(SLOW_STEP, vs.prepare(side)).await {
             Ok(p) => {
                 let figures = Setup {
                     seconds: started.elapsed().as_secs_f64(),
@@ -386,7 +386,8 @@ pub async fn run(
         let mut out = both_skipped();
         for side in order(step) {
             if let Some(p) = &mut prepared[side] {
-                out[side] = Outcome::of(vs.refresh(p, clients).await);
+                let limit = vs.load_limit(vs.sizes.refresh);
+                out[side] = Outcome::of(within(limit, vs.refresh(p, clients)).await);
             }
         }
         refresh.push(Pair::new(clients.to_string(), out));
@@ -397,7 +398,7 @@ pub async fn run(
     let (mut get, mut patch) = (both_skipped(), both_skipped());
     for side in order(step) {
         if let Some(p) = &prepared[side] {
-            match vs.policy(p).await {
+            match within(vs.load_limit(vs.sizes.policy) * 2, vs.policy(p)).await {
                 Ok((g, w)) => (get[side], patch[side]) = (Outcome::Figures(g), Outcome::Figures(w)),
                 Err(e) => {
                     get[side] = Outcome::Failed(format!("{e:#}"));
@@ -417,7 +418,7 @@ pub async fn run(
     let mut login = both_skipped();
     for side in order(step) {
         if let Some(p) = &prepared[side] {
-            login[side] = Outcome::of(vs.login(p).await);
+            login[side] = Outcome::of(within(vs.load_limit(vs.sizes.login), vs.login(p)).await);
         }
     }
     let login = vec![Pair::new(vs.sizes.login_clients.to_string(), login)];
@@ -427,13 +428,17 @@ pub async fn run(
     let mut revoke = both_skipped();
     for side in order(step) {
         if let Some(p) = &prepared[side] {
-            revoke[side] = Outcome::of(vs.revoke(p).await);
+            revoke[side] = Outcome::of(within(SLOW_STEP, vs.revoke(p)).await);
         }
     }
     let revoke = vec![Pair::new(vs.sizes.revoke_sessions.to_string(), revoke)];
 
-    for p in prepared.into_iter().flatten() {
-        p.server.stop().await?;
+    for (side, p) in prepared.into_iter().enumerate() {
+        if let Some(p) = p
+            && let Err(e) = p.server.stop().await
+        {
+            eprintln!("sessiond-bench --vs: stopping {}: {e:#}", SIDES[side]);
+        }
     }
     let mut results = VsResults {
         started_at,
@@ -454,6 +459,21 @@ pub async fn run(
         results.errors.insert(side, errors);
     }
     Ok(results)
+}
+
+/// The longest a setup or the revokes may take on one server (each is hundreds of
+/// logins, which a slow implementation may take minutes over).
+const SLOW_STEP: Duration = Duration::from_secs(600);
+
+/// `step`, or an error if it has not ended within `limit`: a server that stops answering
+/// fails its scenario instead of holding the run.
+async fn within<T>(
+    limit: Duration,
+    step: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(limit, step)
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("no end within {} s", limit.as_secs())))
 }
 
 fn both_skipped<T>() -> [Outcome<T>; 2] {
@@ -481,6 +501,12 @@ impl Errors {
 }
 
 impl Vs {
+    /// How long a load of `phases` may take on one server, answers included: a minute
+    /// more than its phases (a login of its own first, for the policy loads).
+    fn load_limit(&self, phases: Phases) -> Duration {
+        phases.warmup + phases.measure + Duration::from_secs(60)
+    }
+
     /// A new, empty directory for side `side`.
     fn dir(&self, side: usize, what: &str) -> anyhow::Result<PathBuf> {
         let dir = self.scratch.join(format!("vs-{}-{what}-{}", SIDES[side], uuid::Uuid::new_v4()));
@@ -511,7 +537,9 @@ impl Vs {
                                 }
                                 None => errors[side].note("no 200 from /healthz in 5 s".into()),
                             }
-                            server.stop().await?;
+                            if let Err(e) = server.stop().await {
+                                errors[side].note(format!("stopping the server: {e:#}"));
+                            }
                         }
                         Err(e) => errors[side].note(format!("{e:#}")),
                     }
@@ -582,6 +610,7 @@ impl Vs {
 
     /// Logins at `login_clients`, over the main account's engineers.
     async fn login(&self, p: &Prepared) -> anyhow::Result<Summary> {
+        anyhow::ensure!(!p.engineers.is_empty(), "nobody to log in");
         let clients = (0..self.sizes.login_clients)
             .map(|i| LoginClient { body: login_body(&p.engineers[i % p.engineers.len()]) })
             .collect();
