@@ -8,6 +8,10 @@
 //! docs/PERFORMANCE.md on stdout (progress goes to stderr) and writes every figure to a
 //! JSON file.
 //!
+//! With `--vs CMD`, it runs instead a smaller set of scenarios against sessiond and against
+//! another implementation of the same API, prepared alike through the public surface, and
+//! prints the two side by side with their ratios (see `vs/`).
+//!
 //! The load generator runs on one thread (a current-thread runtime), so it takes as
 //! little as it can of the cores it shares with the server.
 
@@ -19,6 +23,7 @@ mod scenarios;
 mod seed;
 mod server;
 mod sizes;
+mod vs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +75,14 @@ struct Args {
     /// without grouping in every run regardless.
     #[arg(long)]
     no_group_commit: bool,
+    /// Side by side: run the --vs scenarios (refresh, policy, login, bulk revoke, cold
+    /// start at sizes a login-made data set allows) against sessiond and against CMD,
+    /// another server with the same CLI and HTTP API, and print the ratios. CMD is split
+    /// into words as a shell would (quotes, backslashes; no variables: use `env VAR=…`),
+    /// e.g. `--vs /tmp/sessiond-old` or `--vs "python3 -m otherimpl"`; the contract's
+    /// arguments (`--database FILE serve --listen 127.0.0.1:0`, `account create …`) follow.
+    #[arg(long, value_name = "CMD")]
+    vs: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -90,10 +103,10 @@ async fn main() -> ExitCode {
 /// Runs the scenarios asked for; answers the number of failed requests.
 async fn run(args: Args) -> anyhow::Result<u64> {
     let sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
-    let bin = match args.server {
+    let bin = match &args.server {
         // Absolute: the server runs with a scratch directory as its working directory.
         Some(path) => {
-            std::fs::canonicalize(&path).with_context(|| format!("--server {}", path.display()))?
+            std::fs::canonicalize(path).with_context(|| format!("--server {}", path.display()))?
         }
         None => server::build(&args.profile)?,
     };
@@ -103,6 +116,9 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         None => tempfile::Builder::new().prefix("sessiond-bench-").tempdir(),
     }
     .context("creating the scratch directory")?;
+    if let Some(command) = &args.vs {
+        return run_vs(&args, command, bin, scratch.path()).await;
+    }
     let password_hash =
         tokio::task::spawn_blocking(|| sessiond::auth::password::hash_blocking(seed::PASSWORD))
             .await??;
@@ -193,25 +209,67 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     results.machine.load_after = machine::load_average();
     results.machine.fsync_after = machine::fsync_probe(scratch.path())?;
     results.evaluate();
-    let markdown = results.markdown();
+    let stamp = started.format("%Y%m%dT%H%M%SZ").to_string();
+    publish(&args, &results.markdown(), &results, &stamp, (report::BEGIN, report::END))?;
+    Ok(results.errors)
+}
+
+/// `--vs CMD`: sessiond (`bin`) and CMD side by side; answers the errors of both.
+async fn run_vs(
+    args: &Args,
+    command: &str,
+    bin: PathBuf,
+    scratch: &std::path::Path,
+) -> anyhow::Result<u64> {
+    anyhow::ensure!(
+        args.only.is_empty() && args.postgres.is_none() && !args.no_group_commit,
+        "--only, --postgres and --no-group-commit do not apply with --vs (its scenarios and \
+         servers' configuration are fixed)"
+    );
+    let other = server::Program::parse(command).with_context(|| format!("--vs {command}"))?;
+    let started = sessiond::clock::Clock::system().now();
+    let machine = Machine::probe(machine::fsync_probe(scratch)?);
+    let programs = [server::Program::exe(&bin), other];
+    let started_at = started.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut results = vs::run(programs, scratch, args.quick, started_at, machine).await?;
+    results.machine.load_after = machine::load_average();
+    results.machine.fsync_after = machine::fsync_probe(scratch)?;
+    let stamp = format!("{}-vs", started.format("%Y%m%dT%H%M%SZ"));
+    publish(args, &results.markdown(), &results, &stamp, (vs::report::BEGIN, vs::report::END))?;
+    Ok(results.total_errors())
+}
+
+/// Prints the block, writes the JSON file `<stamp>.json`, and with --update-doc replaces
+/// the block between `markers` in that file.
+fn publish(
+    args: &Args,
+    markdown: &str,
+    results: &impl serde::Serialize,
+    stamp: &str,
+    markers: (&str, &str),
+) -> anyhow::Result<()> {
     println!("{markdown}");
-    let json_path = write_json(&args.out, &results, &started.format("%Y%m%dT%H%M%SZ").to_string())?;
+    let json_path = write_json(&args.out, results, stamp)?;
     eprintln!("results: {}", json_path.display());
     if let Some(doc) = &args.update_doc {
         let text =
             std::fs::read_to_string(doc).with_context(|| format!("reading {}", doc.display()))?;
-        std::fs::write(doc, report::splice(&text, &markdown)?)
+        std::fs::write(doc, report::splice_between(&text, markdown, markers)?)
             .with_context(|| format!("writing {}", doc.display()))?;
         eprintln!("updated: {}", doc.display());
     }
-    Ok(results.errors)
+    Ok(())
 }
 
 fn progress(what: &str) {
     eprintln!("sessiond-bench: {what}");
 }
 
-fn write_json(dir: &std::path::Path, results: &Results, stamp: &str) -> anyhow::Result<PathBuf> {
+fn write_json(
+    dir: &std::path::Path,
+    results: &impl serde::Serialize,
+    stamp: &str,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let path = dir.join(format!("{stamp}.json"));
     let json = serde_json::to_vec_pretty(results).context("serialising the results")?;

@@ -546,13 +546,18 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-/// Replaces the block between the markers in `doc` with `block` (markers included).
-pub fn splice(doc: &str, block: &str) -> anyhow::Result<String> {
-    let (Some(begin), Some(end)) = (doc.find(BEGIN), doc.find(END)) else {
-        anyhow::bail!("the document has no {BEGIN} … {END} block");
+/// Replaces the block between `markers` in `doc` with `block` (markers included): those
+/// of the main block ([`BEGIN`], [`END`]) or of the `--vs` one.
+pub fn splice_between(
+    doc: &str,
+    block: &str,
+    (begin_marker, end_marker): (&str, &str),
+) -> anyhow::Result<String> {
+    let (Some(begin), Some(end)) = (doc.find(begin_marker), doc.find(end_marker)) else {
+        anyhow::bail!("the document has no {begin_marker} … {end_marker} block");
     };
-    anyhow::ensure!(begin < end, "{END} comes before {BEGIN}");
-    let end = end + END.len();
+    anyhow::ensure!(begin < end, "{end_marker} comes before {begin_marker}");
+    let end = end + end_marker.len();
     Ok(format!("{}{}{}", &doc[..begin], block.trim_end(), &doc[end..]))
 }
 
@@ -572,7 +577,11 @@ mod tests {
     fn splice_replaces_only_the_block() {
         let doc = format!("a\n{BEGIN}\nold\n{END}\nb\n");
         let new = format!("{BEGIN}\nnew\n{END}\n");
-        assert_eq!(splice(&doc, &new).unwrap(), format!("a\n{BEGIN}\nnew\n{END}\nb\n"));
-        assert!(splice("no markers", &new).is_err());
+        let markers = (BEGIN, END);
+        assert_eq!(
+            splice_between(&doc, &new, markers).unwrap(),
+            format!("a\n{BEGIN}\nnew\n{END}\nb\n")
+        );
+        assert!(splice_between("no markers", &new, markers).is_err());
     }
 }

@@ -1,13 +1,14 @@
 //! The real `sessiond` binary: building it, running its CLI, and serving processes whose
 //! start, address and memory the scenarios read.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
 /// The workspace root: where `cargo build` is run to get the server.
@@ -49,11 +50,51 @@ pub fn build(profile: &str) -> anyhow::Result<PathBuf> {
     bail!("cargo build did not report the sessiond executable")
 }
 
-/// A `sessiond` command in `cwd` (a scratch directory, so no stray config.toml is read)
-/// with none of the caller's `SESSIOND_*` or `RUST_LOG` variables.
-fn command(bin: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(bin);
-    cmd.current_dir(cwd).kill_on_drop(true);
+/// How a server program is started: an executable and the words that come before the
+/// contract's arguments (`--database …`, `serve …`, `account create …`). For the built
+/// `sessiond` it is the path alone; `--vs CMD` gives any command line, split into words
+/// as a POSIX shell would (quotes and backslashes; no variables, globs or pipes).
+#[derive(Debug, Clone)]
+pub struct Program {
+    argv: Vec<OsString>,
+}
+
+impl Program {
+    /// The executable at `path`, with no words of its own.
+    pub fn exe(path: &Path) -> Program {
+        Program { argv: vec![path.as_os_str().to_owned()] }
+    }
+
+    /// A command line such as `/tmp/sessiond-old` or `"python3 -m otherimpl"`. A first
+    /// word holding a `/` is a path, made absolute here: servers run in scratch
+    /// directories. A bare name is looked up in `PATH` when it runs.
+    pub fn parse(command: &str) -> anyhow::Result<Program> {
+        let words = shlex::split(command)
+            .with_context(|| format!("cannot split {command:?} into words (a quote unclosed?)"))?;
+        let (first, rest) = words.split_first().context("the command is empty")?;
+        let exe = if first.contains('/') {
+            std::fs::canonicalize(first).with_context(|| format!("no program at {first}"))?
+        } else {
+            PathBuf::from(first)
+        };
+        let mut argv = vec![exe.into_os_string()];
+        argv.extend(rest.iter().map(OsString::from));
+        Ok(Program { argv })
+    }
+
+    /// The command line, each word quoted when it needs to be.
+    pub fn display(&self) -> String {
+        let words: Vec<String> =
+            self.argv.iter().map(|w| w.to_string_lossy().into_owned()).collect();
+        shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+    }
+}
+
+/// A command of `program` in `cwd` (a scratch directory, so no stray config.toml is
+/// read) with none of the caller's `SESSIOND_*` or `RUST_LOG` variables.
+fn command(program: &Program, cwd: &Path, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(&program.argv[0]);
+    cmd.args(&program.argv[1..]).current_dir(cwd).kill_on_drop(true);
     for (k, _) in std::env::vars_os() {
         if k.to_str().is_some_and(|k| k.starts_with("SESSIOND_") || k == "RUST_LOG") {
             cmd.env_remove(k);
@@ -65,16 +106,35 @@ fn command(bin: &Path, cwd: &Path, env: &[(&str, &str)]) -> Command {
 
 /// Runs a one-shot CLI command (e.g. `migrate`) and answers its stdout.
 pub async fn cli(bin: &Path, cwd: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = command(bin, cwd, &[])
+    cli_program(&Program::exe(bin), cwd, args, None).await
+}
+
+/// Runs a one-shot CLI command of `program`, with `stdin` as its standard input (e.g. a
+/// password for `--password-stdin`); answers its stdout.
+pub async fn cli_program(
+    program: &Program,
+    cwd: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> anyhow::Result<String> {
+    let what = || format!("{} {}", program.display(), args.join(" "));
+    let mut child = command(program, cwd, &[])
         .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("running sessiond {}", args.join(" ")))?;
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {}", what()))?;
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A program that exits without reading its input closes the pipe: not our error,
+        // its exit status says what happened.
+        let _ = pipe.write_all(format!("{text}\n").as_bytes()).await;
+    }
+    let out = child.wait_with_output().await.with_context(|| format!("running {}", what()))?;
     if !out.status.success() {
         bail!(
-            "sessiond {} failed ({}): {}",
-            args.join(" "),
+            "{} failed ({}): {}",
+            what(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );
@@ -107,16 +167,26 @@ impl Server {
         database: &str,
         env: &[(&str, &str)],
     ) -> anyhow::Result<(Server, Started)> {
+        Server::start_program(&Program::exe(bin), cwd, database, env).await
+    }
+
+    /// [`Server::start`] for any program with the contract's CLI.
+    pub async fn start_program(
+        program: &Program,
+        cwd: &Path,
+        database: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Server, Started)> {
         let stderr_path = cwd.join(format!("sessiond-{}.log", uuid::Uuid::new_v4()));
         let stderr = std::fs::File::create(&stderr_path)
             .with_context(|| format!("creating {}", stderr_path.display()))?;
-        let mut cmd = command(bin, cwd, env);
+        let mut cmd = command(program, cwd, env);
         cmd.args(["--database", database, "serve", "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);
         let spawned_at = Instant::now();
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", bin.display()))?;
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", program.display()))?;
         let stdout = child.stdout.take().context("server stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;

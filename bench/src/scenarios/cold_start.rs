@@ -61,7 +61,7 @@ pub async fn run(bench: &Bench) -> anyhow::Result<Vec<ColdStart>> {
 
 /// Asks `/healthz` on a new connection until it answers 200 (a harness would do the
 /// same); `None` if it has not by `patience`.
-async fn first_ok(server: &Server, patience: Duration) -> Option<()> {
+pub async fn first_ok(server: &Server, patience: Duration) -> Option<()> {
     let give_up = Instant::now() + patience;
     while Instant::now() < give_up {
         if let Ok(mut conn) = Conn::open(server.addr).await
