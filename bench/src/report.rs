@@ -105,8 +105,7 @@ impl Results {
         if let (Some(g), Some(u)) = (&full16, self.ungrouped(Sync::Full, 16)) {
             let ratio = g.per_second / u.figures.per_second;
             t.push(Target {
-                target: "refresh at 16 clients with group commit ≥ 1.5 × without (issue 11)"
-                    .into(),
+                target: "refresh at 16 clients with group commit ≥ 1.5 × without (issue 11)".into(),
                 figure: format!(
                     "{ratio:.2} × ({:.0} vs {:.0} per s)",
                     g.per_second, u.figures.per_second

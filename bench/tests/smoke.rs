@@ -35,7 +35,13 @@ fn quick_run_reports_every_scenario_without_errors() {
     assert_eq!(files.len(), 1, "{files:?}");
     let json: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
     let list = |key: &str| json[key].as_array().cloned().unwrap_or_default();
-    assert_eq!(list("refresh").len(), 6, "1, 16 and 64 clients, full and normal");
+    // 1, 16 and 64 clients under FULL and NORMAL with group commit, and FULL without it
+    // (the control of issue 11's targets).
+    let refresh = list("refresh");
+    assert_eq!(refresh.len(), 9, "1, 16 and 64 clients, full, full ungrouped and normal");
+    let ungrouped: Vec<_> = refresh.iter().filter(|r| r["grouped"] == false).collect();
+    assert_eq!(ungrouped.len(), 3, "{refresh:?}");
+    assert!(ungrouped.iter().all(|r| r["synchronous"] == "full"), "{ungrouped:?}");
     assert_eq!(list("ceiling").len(), 2);
     assert!(list("revoke").iter().any(|r| r["foreign"].as_u64() > Some(0)));
     assert_eq!(list("cold_start").len(), 2);

@@ -30,8 +30,8 @@ mod writer;
 
 use std::cell::{Cell, RefCell};
 
-use chrono::{DateTime, Utc};
 use crate::revocation::Reason;
+use chrono::{DateTime, Utc};
 
 pub use pool::{Backend, Db, OpenError, Synchronous};
 pub use writer::MAX_GROUP;
@@ -442,7 +442,12 @@ impl Db {
             }
             pool::Conn::Pg(c) => TxInner::Pg(RefCell::new(c.begin(write).map_err(pg::classify)?)),
         };
-        Ok(Tx { inner, revoked: RefCell::default(), retry: Cell::new(false), failed: Cell::new(false) })
+        Ok(Tx {
+            inner,
+            revoked: RefCell::default(),
+            retry: Cell::new(false),
+            failed: Cell::new(false),
+        })
     }
 
     /// Commits `tx` and counts what it revoked. On failure, also whether running the

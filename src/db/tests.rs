@@ -33,7 +33,6 @@ fn hot_statements_use_indexes_not_scans() {
     ];
     for (sql, index) in cases {
         let plan = plan(&db, sql);
-        eprintln!("{sql}\n{plan}\n");
         assert!(!plan.contains("SCAN refresh_tokens") && !plan.contains("SCAN t"), "{sql}\n{plan}");
         assert!(plan.contains(index), "{sql} should use {index}:\n{plan}");
     }
@@ -69,7 +68,6 @@ fn session_list_and_prune_use_indexes_not_scans() {
     ];
     for (sql, indexes) in cases {
         let plan = plan(&db, sql);
-        eprintln!("{sql}\n{plan}\n");
         for table in ["refresh_tokens", "t", "s", "users", "u", "accounts", "a"] {
             assert!(!plan.contains(&format!("SCAN {table}")), "{sql}\n{plan}");
         }

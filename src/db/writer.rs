@@ -207,7 +207,10 @@ impl Db {
                 Ended::Done => return answer_all(group, Ok(())),
                 Ended::Failed { retry: true, .. } if attempt < MAX_ATTEMPTS => {
                     drop(conn);
-                    tracing::debug!(attempt, "transaction lost a race (or its connection); retrying");
+                    tracing::debug!(
+                        attempt,
+                        "transaction lost a race (or its connection); retrying"
+                    );
                     pool::backoff(attempt);
                     attempt += 1;
                 }

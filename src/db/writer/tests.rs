@@ -167,7 +167,8 @@ async fn a_group_that_cannot_commit_runs_each_write_again_alone() {
 /// `database.group_commit = false`: every write in a transaction of its own, in order.
 #[tokio::test]
 async fn without_group_commit_each_write_commits_alone() {
-    let (db, metrics) = with_metrics(Db::open(":memory:", 2).expect("open").with_group_commit(false));
+    let (db, metrics) =
+        with_metrics(Db::open(":memory:", 2).expect("open").with_group_commit(false));
     let outcomes =
         queue_behind_a_busy_writer(&db, &[Write::Insert, Write::InsertThenFail, Write::Insert])
             .await;
