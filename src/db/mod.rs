@@ -17,6 +17,7 @@
 pub mod accounts;
 pub mod audit_events;
 pub mod backup;
+mod checkpoint;
 pub mod login_failures;
 pub mod maintenance;
 mod pg;
@@ -455,7 +456,10 @@ impl Db {
     fn commit(&self, tx: Tx<'_>) -> Result<(), (DbError, bool)> {
         let Tx { inner, revoked, .. } = tx;
         match inner {
-            TxInner::Sqlite(tx) => tx.commit().map_err(|e| (DbError::from(e), false))?,
+            TxInner::Sqlite(tx) => {
+                tx.commit().map_err(|e| (DbError::from(e), false))?;
+                self.after_sqlite_commit();
+            }
             TxInner::Pg(tx) => tx.into_inner().commit().map_err(pg::classify_commit)?,
         }
         for (cause, count) in revoked.into_inner() {

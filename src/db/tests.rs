@@ -120,6 +120,68 @@ fn synchronous_normal_is_applied_to_every_connection() {
     }
 }
 
+/// Waits up to 10 s for `done`.
+async fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..200 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+/// A write that takes the log past 1 000 pages is answered, and the checkpoint thread
+/// copies the log into the database file; short writes hand it nothing.
+#[tokio::test]
+async fn a_long_log_is_checkpointed_by_the_checkpoint_thread() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
+    let file_size = || std::fs::metadata(&path).map_or(0, |m| m.len());
+    let runs = || db.checkpointer().expect("a file has a checkpoint thread").background_runs();
+    for _ in 0..20 {
+        let insert =
+            "INSERT INTO server_secrets (name, value) VALUES (lower(hex(randomblob(8))), 'v')";
+        db.write(move |tx| tx.execute(insert, &[])).await.expect("short write");
+    }
+    db.write(|tx| tx.execute("CREATE TABLE filler (b BLOB)", &[])).await.expect("create");
+    assert_eq!(runs(), 0, "short writes leave the log to SQLite's checkpoint at close");
+    let before = file_size();
+
+    // 8 MB: about 2 000 pages of 4 KiB in one commit.
+    db.write(|tx| tx.execute("INSERT INTO filler VALUES (zeroblob(8000000))", &[]))
+        .await
+        .expect("long write");
+    assert!(eventually(|| runs() >= 1).await, "no checkpoint ran");
+    assert!(
+        eventually(|| file_size() >= before + 8_000_000).await,
+        "the log was not copied into the file: {} bytes, {before} before",
+        file_size()
+    );
+}
+
+/// Should the checkpoint thread fall behind, a commit that leaves more than 10 000 pages
+/// in the log checkpoints on its own connection, before it returns.
+#[test]
+fn a_log_past_the_backstop_is_checkpointed_by_the_committing_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
+    let inline = super::checkpoint::inline_runs();
+    // A pooled connection's commit outside `Db::write`: the thread is never asked.
+    let conn = db.sqlite_connection();
+    conn.execute_batch("CREATE TABLE filler (b BLOB); INSERT INTO filler VALUES (zeroblob(2000));")
+        .expect("create");
+    let before = std::fs::metadata(&path).expect("file").len();
+    // 45 MB: about 11 000 pages.
+    conn.execute_batch("INSERT INTO filler VALUES (zeroblob(45000000))").expect("long write");
+    let after = std::fs::metadata(&path).expect("file").len();
+    assert!(after >= before + 45_000_000, "not checkpointed on commit: {before} → {after}");
+    assert!(super::checkpoint::inline_runs() > inline);
+    assert_eq!(db.checkpointer().expect("thread").background_runs(), 0);
+}
+
 #[tokio::test]
 async fn a_failed_write_rolls_back() {
     let db = Db::open(":memory:", 2).expect("open");
