@@ -159,11 +159,24 @@ async fn run(args: Args) -> anyhow::Result<u64> {
     if want(1) || want(2) || want(4) || want(6) || want(7) {
         progress("2. in-process ceiling (synchronous=full)");
         results.ceiling.push(ceiling::run(&bench, Sync::Full).await?);
-        progress("1. refresh (synchronous=full) and 6. memory");
+        // The control of issue 11's targets: the same load without group commit, each
+        // level right beside the grouped one.
+        let mut control = None;
+        if want(1) && bench.group_commit {
+            progress("1. refresh (synchronous=full), with group commit and without (the control)");
+            control = Some(refresh::Control::start(&bench, Sync::Full, false).await?);
+        } else {
+            progress("1. refresh (synchronous=full) and 6. memory");
+        }
         let grouped = bench.group_commit;
-        let (levels, memory, server, mut data) = refresh::run(&bench, Sync::Full, grouped).await?;
+        let (levels, memory, server, mut data) =
+            refresh::run(&bench, Sync::Full, grouped, control.as_mut()).await?;
         results.refresh.extend(levels);
         results.memory.push(memory);
+        if let Some(control) = control {
+            results.refresh.extend(control.levels);
+            control.server.stop().await?;
+        }
         if want(4) {
             progress("4. policy");
             results.policy = Some(policy::run(&bench, &server, &data).await?);
@@ -174,19 +187,12 @@ async fn run(args: Args) -> anyhow::Result<u64> {
         }
         server.stop().await?;
     }
-    if want(1) && bench.group_commit {
-        // Right after the grouped run, on the same disk: the control of issue 11's targets.
-        progress("1. refresh (synchronous=full), group commit off: the control");
-        let (levels, _, server, _) = refresh::run(&bench, Sync::Full, false).await?;
-        results.refresh.extend(levels);
-        server.stop().await?;
-    }
     if want(1) || want(2) || want(6) {
         progress("2. in-process ceiling (synchronous=normal)");
         results.ceiling.push(ceiling::run(&bench, Sync::Normal).await?);
         progress("1. refresh (synchronous=normal)");
         let (levels, memory, server, _) =
-            refresh::run(&bench, Sync::Normal, bench.group_commit).await?;
+            refresh::run(&bench, Sync::Normal, bench.group_commit, None).await?;
         results.refresh.extend(levels);
         results.memory.push(memory);
         server.stop().await?;

@@ -222,7 +222,12 @@ impl Db {
             .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
         let (memory_anchor, checkpoints) = if on_disk {
             // The migrations' connection, configured like the pool's, checkpoints from now on.
+            // A checkpoint copies the log's frames through a buffer of its own, not the page
+            // cache: the cache the migrations filled is given back and kept small.
             configure(&mut first, on_disk, synchronous).map_err(open_err)?;
+            first
+                .execute_batch("PRAGMA shrink_memory; PRAGMA cache_size = -64;")
+                .map_err(open_err)?;
             let checkpoints = Checkpointer::start(first).map_err(|e| OpenError::Open {
                 path: path.to_owned(),
                 source: anyhow::Error::new(e).context("cannot start the checkpoint thread"),

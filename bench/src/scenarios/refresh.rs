@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Bench, MainData, Sync, TokenPair};
 use crate::client::Call;
-use crate::load::{self, Client, Summary};
+use crate::load::{self, Client, Recorded, Summary};
 use crate::server::{Server, cpu_of};
 
 /// A client that rotates its own share of the sessions, one after the other: every
@@ -63,66 +63,108 @@ pub struct Level {
     pub client_cpu_us: f64,
 }
 
-/// Runs every concurrency level of `sizes.refresh_clients` in turn on `server`.
-pub async fn levels(
+/// One measured window of a level: what was recorded, and the CPU time both sides spent.
+struct Window {
+    recorded: Recorded,
+    server_cpu: Duration,
+    client_cpu: Duration,
+}
+
+/// Drives `clients` clients against `server` for one window, rotating `tokens`.
+async fn window(
     bench: &Bench,
     server: &Server,
     tokens: &mut Vec<String>,
-    sync: Sync,
-    grouped: bool,
-) -> anyhow::Result<Vec<Level>> {
-    let mut out = Vec::new();
-    for &clients in &bench.sizes.refresh_clients {
-        anyhow::ensure!(tokens.len() >= clients, "fewer sessions than clients");
-        let refreshers = deal(std::mem::take(tokens), clients);
-        let (server_cpu, client_cpu) = (server.cpu()?, cpu_of("/proc/self/stat")?);
-        let (recorded, back) = load::drive(server.addr, refreshers, bench.sizes.refresh).await?;
-        let sent = recorded.sent.max(1) as f64;
-        let per_request = |d: Duration| d.as_secs_f64() * 1e6 / sent;
-        *tokens = gather(back);
-        out.push(Level {
-            synchronous: sync,
-            grouped,
-            clients,
-            figures: recorded.summary(),
-            server_cpu_us: per_request(server.cpu()?.saturating_sub(server_cpu)),
-            client_cpu_us: per_request(cpu_of("/proc/self/stat")?.saturating_sub(client_cpu)),
-        });
-    }
-    Ok(out)
+    clients: usize,
+) -> anyhow::Result<Window> {
+    anyhow::ensure!(tokens.len() >= clients, "fewer sessions than clients");
+    let refreshers = deal(std::mem::take(tokens), clients);
+    let (server_cpu, client_cpu) = (server.cpu()?, cpu_of("/proc/self/stat")?);
+    let (recorded, back) = load::drive(server.addr, refreshers, bench.sizes.refresh).await?;
+    *tokens = gather(back);
+    Ok(Window {
+        recorded,
+        server_cpu: server.cpu()?.saturating_sub(server_cpu),
+        client_cpu: cpu_of("/proc/self/stat")?.saturating_sub(client_cpu),
+    })
 }
 
-/// Scenario 6's figures, in MB (10^6 bytes, the unit of the target).
-#[derive(Debug, Clone, Serialize)]
-pub struct MemoryFigures {
-    pub synchronous: Sync,
-    /// Resident set after start and one request, before any load.
-    pub idle_mb: f64,
-    /// The peak (VmHWM) while scenario 1 ran.
-    pub peak_mb: f64,
-    /// Resident set once scenario 1 is over.
-    pub after_mb: f64,
+/// One level's figures.
+fn level(w: Window, (sync, grouped): (Sync, bool), clients: usize) -> Level {
+    let sent = w.recorded.sent.max(1) as f64;
+    let per_request = |d: Duration| d.as_secs_f64() * 1e6 / sent;
+    Level {
+        synchronous: sync,
+        grouped,
+        clients,
+        figures: w.recorded.summary(),
+        server_cpu_us: per_request(w.server_cpu),
+        client_cpu_us: per_request(w.client_cpu),
+    }
+}
+
+/// A second server under the same load, level by level, beside the one measured: the
+/// control of issue 11 (`database.group_commit = false`).
+pub struct Control {
+    pub server: Server,
+    pub data: MainData,
+    pub sync: Sync,
+    pub grouped: bool,
+    /// Its levels, filled by [`run`].
+    pub levels: Vec<Level>,
+}
+
+impl Control {
+    /// A fresh server with the main data set, of its own.
+    pub async fn start(bench: &Bench, sync: Sync, grouped: bool) -> anyhow::Result<Control> {
+        let (server, data) = start(bench, sync, grouped).await?;
+        Ok(Control { server, data, sync, grouped, levels: Vec::new() })
+    }
+}
+
+/// A fresh database with the main data set, and a server on it.
+async fn start(bench: &Bench, sync: Sync, grouped: bool) -> anyhow::Result<(Server, MainData)> {
+    let name = format!("refresh-{}{}", sync.name(), if grouped { "" } else { "-ungrouped" });
+    let (dir, db) = bench.fresh_db(&name).await?;
+    let data = bench.seed_main(&db)?;
+    let server = bench.serve_grouped(&dir, &db, sync, grouped).await?;
+    super::healthy(&server).await?;
+    Ok((server, data))
 }
 
 /// Scenario 1 on a fresh server with the main data set, and the server's memory
-/// meanwhile (scenario 6). Answers the server and tokens for the scenarios that follow
-/// on the same data.
+/// meanwhile (scenario 6). With a `control`, each level runs on both servers back to
+/// back, so that both see the same moment of a shared machine and disk. Answers the server and tokens for the
+/// scenarios that follow on the same data.
 pub async fn run(
     bench: &Bench,
     sync: Sync,
     grouped: bool,
+    mut control: Option<&mut Control>,
 ) -> anyhow::Result<(Vec<Level>, MemoryFigures, Server, MainData)> {
-    let (dir, db) = bench.fresh_db(&format!("refresh-{}", sync.name())).await?;
-    let mut data = bench.seed_main(&db)?;
-    let server = bench.serve_grouped(&dir, &db, sync, grouped).await?;
-    super::healthy(&server).await?;
+    let (server, mut data) = start(bench, sync, grouped).await?;
     let idle = server.memory()?;
     // Without the reset (e.g. /proc not writable here) the peak also covers the start,
     // which stays below the load's.
     if let Err(e) = server.reset_peak() {
         eprintln!("sessiond-bench: peak RSS not reset ({e:#}); it includes the start");
     }
-    let levels = levels(bench, &server, &mut data.sessions, sync, grouped).await?;
+    let mut levels = Vec::new();
+    let settings = (sync, grouped);
+    for (i, &clients) in bench.sizes.refresh_clients.iter().enumerate() {
+        // With a control: both servers back to back, the first of the two alternating
+        // from one level to the next.
+        let control_first = i % 2 == 1;
+        for measured in [!control_first, control_first] {
+            if measured {
+                let w = window(bench, &server, &mut data.sessions, clients).await?;
+                levels.push(level(w, settings, clients));
+            } else if let Some(c) = control.as_deref_mut() {
+                let w = window(bench, &c.server, &mut c.data.sessions, clients).await?;
+                c.levels.push(level(w, (c.sync, c.grouped), clients));
+            }
+        }
+    }
     let peak = server.memory()?;
     // Let the blocking pool's threads go idle before reading the resident set again.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -135,4 +177,16 @@ pub async fn run(
         after_mb: mb(after.rss_kb),
     };
     Ok((levels, memory, server, data))
+}
+
+/// Scenario 6's figures, in MB (10^6 bytes, the unit of the target).
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryFigures {
+    pub synchronous: Sync,
+    /// Resident set after start and one request, before any load.
+    pub idle_mb: f64,
+    /// The peak (VmHWM) while scenario 1 ran.
+    pub peak_mb: f64,
+    /// Resident set once scenario 1 is over.
+    pub after_mb: f64,
 }
