@@ -16,6 +16,7 @@ use std::os::raw::c_int;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
@@ -64,7 +65,12 @@ fn take_log_pages() -> i32 {
 /// The background checkpointer of one database file. Its thread ends when the last
 /// [`Db`](super::Db) of the file is dropped.
 pub(super) struct Checkpointer {
-    nudge: Mutex<SyncSender<()>>,
+    /// `None` once dropped: the thread then closes its connection and ends.
+    nudge: Mutex<Option<SyncSender<()>>>,
+    /// Joined on drop, so that the connection is closed before the process may exit: the
+    /// last connection to close checkpoints the log and removes it, as it did before this
+    /// thread existed (a `sessiond migrate` leaves no `-wal` file behind).
+    thread: Option<JoinHandle<()>>,
     /// Checkpoints the thread has run (read by the tests).
     #[cfg(test)]
     done: Arc<AtomicU64>,
@@ -77,13 +83,14 @@ impl Checkpointer {
         let (nudge, nudged) = mpsc::sync_channel(1);
         let done = Arc::new(AtomicU64::new(0));
         let counted = Arc::clone(&done);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sessiond-checkpoint".into())
-            .spawn(move || run(&conn, &nudged, &counted))?;
+            .spawn(move || run(conn, &nudged, &counted))?;
         #[cfg(not(test))]
         drop(done);
         Ok(Checkpointer {
-            nudge: Mutex::new(nudge),
+            nudge: Mutex::new(Some(nudge)),
+            thread: Some(thread),
             #[cfg(test)]
             done,
         })
@@ -96,10 +103,10 @@ impl Checkpointer {
             return;
         }
         let nudge = self.nudge.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        match nudge.try_send(()) {
+        match nudge.as_ref().map(|n| n.try_send(())) {
             // Full: a checkpoint is already asked for and will copy this commit too.
-            Ok(()) | Err(TrySendError::Full(())) => {}
-            Err(TrySendError::Disconnected(())) => {
+            None | Some(Ok(()) | Err(TrySendError::Full(()))) => {}
+            Some(Err(TrySendError::Disconnected(()))) => {
                 tracing::warn!("the checkpoint thread is gone; the log is checkpointed inline")
             }
         }
@@ -118,7 +125,18 @@ pub(super) fn inline_runs() -> u64 {
     INLINE.load(Ordering::Relaxed)
 }
 
-fn run(conn: &Connection, nudged: &Receiver<()>, done: &AtomicU64) {
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.nudge.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the checkpoint thread panicked");
+        }
+    }
+}
+
+fn run(conn: Connection, nudged: &Receiver<()>, done: &AtomicU64) {
     while nudged.recv().is_ok() {
         // busy = 1 when a reader's snapshot (or another checkpoint) kept part of the log:
         // the next nudge copies the rest.
@@ -129,5 +147,8 @@ fn run(conn: &Connection, nudged: &Receiver<()>, done: &AtomicU64) {
             Err(e) => tracing::warn!(error = %e, "background checkpoint failed"),
         }
         done.fetch_add(1, Ordering::Relaxed);
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing the checkpoint connection failed");
     }
 }

@@ -161,6 +161,22 @@ async fn a_long_log_is_checkpointed_by_the_checkpoint_thread() {
     );
 }
 
+/// Closing the database (every clone dropped) closes the checkpoint thread's connection
+/// too: the last connection to close checkpoints the log and removes it, so a CLI command
+/// leaves the file alone, with no `-wal` beside it.
+#[tokio::test]
+async fn a_closed_database_leaves_no_log_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("t.db");
+    let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
+    let insert = "INSERT INTO server_secrets (name, value) VALUES ('k', 'v')";
+    db.write(move |tx| tx.execute(insert, &[])).await.expect("write");
+    let wal = dir.path().join("t.db-wal");
+    assert!(wal.exists(), "a log while open");
+    drop(db);
+    assert!(!wal.exists(), "the log outlived the database's connections");
+}
+
 /// Should the checkpoint thread fall behind, a commit that leaves more than 10 000 pages
 /// in the log checkpoints on its own connection, before it returns.
 #[test]
