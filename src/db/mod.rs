@@ -456,10 +456,7 @@ impl Db {
     fn commit(&self, tx: Tx<'_>) -> Result<(), (DbError, bool)> {
         let Tx { inner, revoked, .. } = tx;
         match inner {
-            TxInner::Sqlite(tx) => {
-                tx.commit().map_err(|e| (DbError::from(e), false))?;
-                self.after_sqlite_commit();
-            }
+            TxInner::Sqlite(tx) => tx.commit().map_err(|e| (DbError::from(e), false))?,
             TxInner::Pg(tx) => tx.into_inner().commit().map_err(pg::classify_commit)?,
         }
         for (cause, count) in revoked.into_inner() {

@@ -11,7 +11,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{self, Checkpointer};
+use super::checkpoint;
 use super::writer::{MAX_GROUP, Writer};
 use super::{DbError, pg, preflight};
 use crate::metrics::{Metrics, PoolState};
@@ -45,8 +45,6 @@ enum Pools {
         /// For `:memory:`: one connection held for the life of the process, because an
         /// in-memory database disappears when its last connection closes.
         _memory_anchor: Option<Arc<Mutex<Connection>>>,
-        /// On disk: the thread that checkpoints the log, off the request path.
-        checkpoints: Option<Arc<Checkpointer>>,
     },
     Postgres(Arc<pg::PgPool>),
 }
@@ -220,24 +218,9 @@ impl Db {
             .with_init(move |c| configure(c, on_disk, synchronous));
         let pool = build_pool(manager, pool_size)
             .map_err(|source| OpenError::Open { path: path.to_owned(), source })?;
-        let (memory_anchor, checkpoints) = if on_disk {
-            // The migrations' connection, configured like the pool's, checkpoints from now on.
-            // A checkpoint copies the log's frames through a buffer of its own, not the page
-            // cache: the cache the migrations filled is given back and kept small.
-            configure(&mut first, on_disk, synchronous).map_err(open_err)?;
-            first
-                .execute_batch("PRAGMA shrink_memory; PRAGMA cache_size = -64;")
-                .map_err(open_err)?;
-            let checkpoints = Checkpointer::start(first).map_err(|e| OpenError::Open {
-                path: path.to_owned(),
-                source: anyhow::Error::new(e).context("cannot start the checkpoint thread"),
-            })?;
-            (None, Some(Arc::new(checkpoints)))
-        } else {
-            (Some(Arc::new(Mutex::new(first))), None)
-        };
+        let memory_anchor = (!on_disk).then(|| Arc::new(Mutex::new(first)));
         Ok(Db {
-            pools: Pools::Sqlite { pool, _memory_anchor: memory_anchor, checkpoints },
+            pools: Pools::Sqlite { pool, _memory_anchor: memory_anchor },
             writer: Arc::new(Writer::new(MAX_GROUP)),
             metrics: Metrics::disabled(),
         })
@@ -277,22 +260,6 @@ impl Db {
             Pools::Postgres(pg) => pg.state(),
         };
         PoolState { connections: state.connections, idle: state.idle_connections }
-    }
-
-    /// After a commit on this thread: a long log is handed to the checkpoint thread.
-    pub(super) fn after_sqlite_commit(&self) {
-        if let Pools::Sqlite { checkpoints: Some(c), .. } = &self.pools {
-            c.after_commit();
-        }
-    }
-
-    /// The checkpoint thread of a database on disk (tests).
-    #[cfg(test)]
-    pub(super) fn checkpointer(&self) -> Option<&Checkpointer> {
-        match &self.pools {
-            Pools::Sqlite { checkpoints, .. } => checkpoints.as_deref(),
-            Pools::Postgres(_) => None,
-        }
     }
 
     /// A pooled connection. Only ever called from a blocking thread.
@@ -380,7 +347,7 @@ fn configure(
         // synchronous first: on a new file, switching to WAL is itself a commit.
         conn.pragma_update(None, "synchronous", synchronous.pragma_value())?;
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get::<_, String>(0))?;
-        // Checkpoints past 1 000 log pages go to a thread of their own (checkpoint.rs).
+        // Checkpoints past 1 000 log pages wait until the commit is answered (checkpoint.rs).
         checkpoint::install(conn);
     }
     conn.set_prepared_statement_cache_capacity(64);

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
-use super::{DbError, MAX_ATTEMPTS, Tx, TxInner, pool};
+use super::{DbError, MAX_ATTEMPTS, Tx, TxInner, checkpoint, pool};
 use crate::db::Db;
 
 /// The most writes one transaction takes. A group's writes run one after the other
@@ -204,7 +204,15 @@ impl Db {
             };
             self.metrics.pool_wait(asked.elapsed());
             match self.attempt_group(&mut conn, &mut group) {
-                Ended::Done => return answer_all(group, Ok(())),
+                Ended::Done => {
+                    answer_all(group, Ok(()));
+                    // Only now, once the writes are answered: a long log is copied into
+                    // the database file before the next group begins.
+                    if let pool::Conn::Sqlite(c) = &conn {
+                        checkpoint::if_due(c);
+                    }
+                    return;
+                }
                 Ended::Failed { retry: true, .. } if attempt < MAX_ATTEMPTS => {
                     drop(conn);
                     tracing::debug!(
