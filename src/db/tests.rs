@@ -169,7 +169,7 @@ async fn a_closed_database_leaves_no_log_behind() {
         if !wal.exists() {
             break;
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(!wal.exists(), "the log outlived the database's connections");
 }
