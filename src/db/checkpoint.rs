@@ -17,8 +17,10 @@
 //! On the writer's own connection nothing commits during the copy, so the next write
 //! starts the log over.
 //!
-//! A commit made outside the writer (none is, today) still has a bound: past
-//! [`BACKSTOP_PAGES`] the committing connection checkpoints itself, as SQLite would.
+//! The migrations commit outside the writer, on the connection that opens the database,
+//! which then calls [`if_due`] itself (`pool.rs`). Any commit that reaches neither still
+//! has a bound: past [`BACKSTOP_PAGES`] the committing connection checkpoints itself, as
+//! SQLite would.
 
 use std::cell::Cell;
 use std::os::raw::c_int;

@@ -213,6 +213,9 @@ impl Db {
             path: path.to_owned(),
             source: anyhow::anyhow!(preflight::migration_reason(&e)),
         })?;
+        // The migrations committed outside the writer: a long log they left is copied now
+        // (as SQLite's auto-checkpoint would have), and this thread's count is used up.
+        checkpoint::if_due(&first);
         let manager = SqliteConnectionManager::file(&target)
             .with_flags(flags)
             .with_init(move |c| configure(c, on_disk, synchronous));

@@ -134,8 +134,8 @@ async fn start(bench: &Bench, sync: Sync, grouped: bool) -> anyhow::Result<(Serv
 
 /// Scenario 1 on a fresh server with the main data set, and the server's memory
 /// meanwhile (scenario 6). With a `control`, each level runs on both servers back to
-/// back, so that both see the same moment of a shared machine and disk. Answers the server and tokens for the
-/// scenarios that follow on the same data.
+/// back, so that both see the same moment of a shared machine and disk. Answers the
+/// server and tokens for the scenarios that follow on the same data.
 pub async fn run(
     bench: &Bench,
     sync: Sync,
