@@ -61,10 +61,10 @@ fn after_commit(wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
 }
 
 /// After this thread's commit on `conn` has been answered: copies the log into the
-/// database file when it has grown past [`AT_PAGES`]. True when it ran.
-pub(super) fn if_due(conn: &Connection) -> bool {
+/// database file when it has grown past [`AT_PAGES`].
+pub(super) fn if_due(conn: &Connection) {
     if LOG_PAGES.replace(0) < AT_PAGES {
-        return false;
+        return;
     }
     // busy = 1 when a reader's snapshot kept part of the log: a later round copies it.
     let ran = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
@@ -74,5 +74,4 @@ pub(super) fn if_due(conn: &Connection) -> bool {
         Ok((busy, log, copied)) => tracing::debug!(busy, log, copied, "checkpoint"),
         Err(e) => tracing::warn!(error = %e, "checkpoint failed"),
     }
-    true
 }

@@ -94,11 +94,17 @@ fn memory_database_is_shared_by_all_pooled_connections() {
     assert!(conn.query_row("SELECT x FROM probe", [], |r| r.get::<_, i64>(0)).is_err());
 }
 
-#[test]
-fn every_connection_is_configured() {
+/// A database in a file of a fresh directory (kept alive by the first element).
+fn on_disk() -> (tempfile::TempDir, std::path::PathBuf, Db) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("t.db");
     let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
+    (dir, path, db)
+}
+
+#[test]
+fn every_connection_is_configured() {
+    let (_dir, _path, db) = on_disk();
     let conn = db.sqlite_connection();
     let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).expect("pragma");
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).expect("pragma");
@@ -124,9 +130,7 @@ fn synchronous_normal_is_applied_to_every_connection() {
 /// auto-checkpoint, inside the commit, is off); the writer does it once it has answered.
 #[tokio::test]
 async fn a_long_log_is_checkpointed_by_the_writer_after_its_commit() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("t.db");
-    let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
+    let (_dir, path, db) = on_disk();
     let file_size = || std::fs::metadata(&path).map_or(0, |m| m.len());
     db.write(|tx| tx.execute("CREATE TABLE filler (b BLOB)", &[])).await.expect("create");
 
@@ -156,12 +160,10 @@ async fn a_long_log_is_checkpointed_by_the_writer_after_its_commit() {
 /// `-wal` beside it.
 #[tokio::test]
 async fn a_closed_database_leaves_no_log_behind() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("t.db");
-    let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
+    let (_dir, path, db) = on_disk();
     let insert = "INSERT INTO server_secrets (name, value) VALUES ('k', 'v')";
     db.write(move |tx| tx.execute(insert, &[])).await.expect("write");
-    let wal = dir.path().join("t.db-wal");
+    let wal = path.with_extension("db-wal");
     assert!(wal.exists(), "a log while open");
     drop(db);
     // The writer's blocking task may still hold its clone for a moment after answering.
@@ -178,9 +180,7 @@ async fn a_closed_database_leaves_no_log_behind() {
 /// on its own connection, before it returns: the log has a bound whoever writes.
 #[test]
 fn a_log_past_the_backstop_is_checkpointed_by_the_committing_connection() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("t.db");
-    let db = Db::open(path.to_str().expect("utf-8"), 2).expect("open");
+    let (_dir, path, db) = on_disk();
     // A pooled connection's commit outside `Db::write`.
     let conn = db.sqlite_connection();
     conn.execute_batch("CREATE TABLE filler (b BLOB); INSERT INTO filler VALUES (zeroblob(2000));")
