@@ -123,7 +123,7 @@ impl Rows {
     /// A live session of `user`, as a login makes it; answers its refresh token.
     pub fn session(&self, tx: &Transaction<'_>, user: Uuid) -> anyhow::Result<String> {
         let minted = sessiond::auth::refresh::mint();
-        self.token(tx, Uuid::new_v4(), Uuid::new_v4(), user, &minted.hash)?;
+        self.token(tx, self.new_id(), self.new_id(), user, &minted.hash)?;
         Ok(minted.token)
     }
 
@@ -146,11 +146,17 @@ impl Rows {
         Ok(())
     }
 
-    /// A live token nobody holds (no token string exists for it), with random ids, as
-    /// the server would have made it.
+    /// A live token nobody holds (no token string exists for it), with ids as the server
+    /// would have made them.
     pub fn anonymous_token(&self, tx: &Transaction<'_>, user: Uuid) -> anyhow::Result<()> {
         let hash: [u8; 32] = rand::random();
-        self.token(tx, Uuid::new_v4(), Uuid::new_v4(), user, &hash)
+        self.token(tx, self.new_id(), self.new_id(), user, &hash)
+    }
+
+    /// A token or session id as the server makes one at the seed's instant.
+    fn new_id(&self) -> Uuid {
+        let now = chrono::DateTime::from_timestamp_millis(self.now_ms).unwrap_or_default();
+        sessiond::auth::refresh::new_id(now)
     }
 }
 

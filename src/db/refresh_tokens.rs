@@ -41,6 +41,9 @@ pub struct Presented {
     /// Why it was revoked (no reason before schema version 2).
     pub end: Ended,
     pub overrides: Overrides,
+    /// The client it was issued to, which its successor inherits.
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
 }
 
 pub fn insert_session(tx: &Tx<'_>, t: &NewSession<'_>) -> Result<(), DbError> {
@@ -64,17 +67,26 @@ pub fn insert_session(tx: &Tx<'_>, t: &NewSession<'_>) -> Result<(), DbError> {
 /// The successor of a rotated token: same session, start, client; issued now.
 pub fn insert_successor(
     tx: &Tx<'_>,
-    predecessor: Uuid,
+    predecessor: &Presented,
     id: Uuid,
     token_hash: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
+    let p = predecessor;
     tx.execute(
         "INSERT INTO refresh_tokens
            (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
-         SELECT ?2, session_id, user_id, ?3, session_started_at, ?4, user_agent, ip
-         FROM refresh_tokens WHERE id = ?1",
-        &[&predecessor.to_string(), &id.to_string(), &token_hash, &to_ms(now)],
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        &[
+            &id.to_string(),
+            &p.session_id.to_string(),
+            &p.user_id.to_string(),
+            &token_hash,
+            &to_ms(p.session_started_at),
+            &to_ms(now),
+            &p.user_agent,
+            &p.ip,
+        ],
     )?;
     Ok(())
 }
@@ -83,7 +95,7 @@ pub(super) const FIND_PRESENTED_SQL: &str =
     "SELECT t.id, t.session_id, t.user_id, u.account_id, u.is_active,
             t.session_started_at, t.issued_at, t.revoked_at, t.replaced_by,
             t.revoke_reason, t.revoked_by_event, t.revoke_limit_minutes,
-            a.idle_minutes, a.absolute_minutes
+            a.idle_minutes, a.absolute_minutes, t.user_agent, t.ip
      FROM refresh_tokens t
      JOIN users u ON u.id = t.user_id
      JOIN accounts a ON a.id = u.account_id
@@ -104,6 +116,8 @@ pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented
             replaced_by: r.opt_uuid(8)?,
             end: ended(r, 9)?,
             overrides: Overrides { idle_minutes: r.opt_i64(12)?, absolute_minutes: r.opt_i64(13)? },
+            user_agent: r.opt_text(14)?,
+            ip: r.opt_text(15)?,
         })
     })
 }
@@ -130,22 +144,26 @@ fn stamp_rows(tx: &Tx<'_>, sql: &str, own: &[&dyn Arg], stamp: Stamp) -> Result<
     Ok(n)
 }
 
+/// One token by its whole key (the table's own, so no secondary index is read).
+pub(super) const REVOKE_TOKEN_SQL: &str = concat!(
+    "UPDATE refresh_tokens SET ",
+    stamp_columns!(),
+    ", replaced_by = ?5 WHERE user_id = ?6 AND session_id = ?7 AND id = ?8 AND revoked_at IS NULL"
+);
+
 /// Revokes one token: exchanged for `successor` by rotation, or ended (a timeout, an
 /// inactive owner). False when it was already revoked. Within one IMMEDIATE transaction
 /// that follows `find_presented` this cannot happen; the gate keeps it true regardless.
 pub fn revoke_token(
     tx: &Tx<'_>,
-    id: Uuid,
+    token: &Presented,
     successor: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<bool, DbError> {
-    let sql = concat!(
-        "UPDATE refresh_tokens SET ",
-        stamp_columns!(),
-        ", replaced_by = ?6 WHERE id = ?5 AND revoked_at IS NULL"
-    );
-    let (id, successor) = (id.to_string(), successor.map(|s| s.to_string()));
-    Ok(stamp_rows(tx, sql, &[&id, &successor], stamp)? == 1)
+    let successor = successor.map(|s| s.to_string());
+    let key = [token.user_id.to_string(), token.session_id.to_string(), token.id.to_string()];
+    let [user, session, id] = &key;
+    Ok(stamp_rows(tx, REVOKE_TOKEN_SQL, &[&successor, user, session, id], stamp)? == 1)
 }
 
 pub(super) const REVOKE_SESSION_SQL: &str = concat!(

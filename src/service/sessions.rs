@@ -101,11 +101,11 @@ async fn authenticate(
             if !users::is_active(tx, user.id)? {
                 return Err(Error::InvalidCredentials);
             }
-            let session_id = Uuid::new_v4();
+            let session_id = refresh::new_id(now);
             refresh_tokens::insert_session(
                 tx,
                 &refresh_tokens::NewSession {
-                    id: Uuid::new_v4(),
+                    id: refresh::new_id(now),
                     session_id,
                     user_id: user.id,
                     token_hash: &minted.hash,
@@ -206,7 +206,7 @@ pub fn exchange(
         }));
     }
     if !p.user_active {
-        refresh_tokens::revoke_token(tx, p.id, None, Stamp::new(now, Reason::UserDisabled))?;
+        refresh_tokens::revoke_token(tx, &p, None, Stamp::new(now, Reason::UserDisabled))?;
         return Ok(Err(RefreshDenied::invalid(Reason::UserDisabled)));
     }
     if let Some(expiry) =
@@ -221,14 +221,14 @@ pub fn exchange(
             }
         };
         let limit = denied.limit_minutes().unwrap_or_default();
-        refresh_tokens::revoke_token(tx, p.id, None, Stamp::timed_out(now, reason, limit))?;
+        refresh_tokens::revoke_token(tx, &p, None, Stamp::timed_out(now, reason, limit))?;
         return Ok(Err(denied));
     }
-    let successor = Uuid::new_v4();
-    if !refresh_tokens::revoke_token(tx, p.id, Some(successor), Stamp::new(now, Reason::Rotated))? {
+    let successor = refresh::new_id(now);
+    if !refresh_tokens::revoke_token(tx, &p, Some(successor), Stamp::new(now, Reason::Rotated))? {
         return Ok(Err(RefreshDenied::invalid(Reason::Rotated)));
     }
-    refresh_tokens::insert_successor(tx, p.id, successor, successor_hash, now)?;
+    refresh_tokens::insert_successor(tx, &p, successor, successor_hash, now)?;
     // Signed inside the transaction: if signing failed, the rotation rolls back and the
     // presented token stays valid.
     let access = keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
