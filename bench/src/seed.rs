@@ -127,7 +127,8 @@ impl Rows {
         Ok(minted.token)
     }
 
-    /// One live token row. Ids are text like the server's; `hash` must be unique.
+    /// One live token row. Ids are stored like the server's (the token's and session's as 16
+    /// bytes, the user's as text); `hash` must be unique.
     pub fn token(
         &self,
         tx: &Transaction<'_>,
@@ -141,7 +142,7 @@ impl Rows {
                (id, session_id, user_id, token_hash, session_started_at, issued_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )?
-        .execute(params![id.to_string(), session.to_string(), user.to_string(), hash, self.now_ms])
+        .execute(params![id.as_bytes(), session.as_bytes(), user.to_string(), hash, self.now_ms])
         .context("inserting a refresh token")?;
         Ok(())
     }

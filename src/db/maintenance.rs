@@ -7,22 +7,28 @@
 //! table is clustered by it, deleting in key order deletes neighbours together.
 
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
-use super::{DbError, Row, Tx, to_ms};
+use super::{DbError, Row, TokenId, Tx, to_ms};
 use crate::policy::Overrides;
 
 /// A token's key: the primary key of the token table, in its order.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TokenKey {
     user_id: String,
-    session_id: String,
-    id: String,
+    session_id: Uuid,
+    id: Uuid,
 }
 
 impl TokenKey {
     /// The key from columns `i` (user), `i + 1` (session) and `i + 2` (id).
     fn from_row(r: &Row<'_>, i: usize) -> Result<TokenKey, DbError> {
-        Ok(TokenKey { user_id: r.text(i)?, session_id: r.text(i + 1)?, id: r.text(i + 2)? })
+        Ok(TokenKey { user_id: r.text(i)?, session_id: r.uuid(i + 1)?, id: r.uuid(i + 2)? })
+    }
+
+    /// The key's three parameters, in its order.
+    fn args(&self) -> (&String, TokenId, TokenId) {
+        (&self.user_id, TokenId::new(self.session_id), TokenId::new(self.id))
     }
 }
 
@@ -35,7 +41,7 @@ pub type LiveCursor = TokenKey;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedCursor {
     revoked_at_ms: i64,
-    id: String,
+    id: Uuid,
 }
 
 /// A live token found by the scan; whether its session is over is decided again when it
@@ -66,30 +72,27 @@ pub fn live_issued_before(
     after: Option<&LiveCursor>,
     limit: usize,
 ) -> Result<Vec<LiveCandidate>, DbError> {
-    // Every key sorts after ("", "", ""): the first batch starts at the beginning.
-    let key = |f: fn(&TokenKey) -> &str| after.map_or("", f);
+    // Every key sorts after ("", nil, nil) (a user id is never empty): the first batch
+    // starts at the beginning.
+    let start = TokenKey { user_id: String::new(), session_id: Uuid::nil(), id: Uuid::nil() };
+    let (user, session, id) = after.unwrap_or(&start).args();
     tx.query(
         LIVE_ISSUED_BEFORE_SQL,
-        &[
-            &to_ms(cutoff),
-            &key(|k| &k.user_id),
-            &key(|k| &k.session_id),
-            &key(|k| &k.id),
-            &i64::try_from(limit).unwrap_or(i64::MAX),
-        ],
+        &[&to_ms(cutoff), user, &session, &id, &i64::try_from(limit).unwrap_or(i64::MAX)],
         |r| Ok(LiveCandidate { key: TokenKey::from_row(r, 0)? }),
     )
 }
 
 /// The token `key` if it is still live, with its account's policy as it stands now.
 pub fn live_token(tx: &Tx<'_>, key: &TokenKey) -> Result<Option<LiveToken>, DbError> {
+    let (user, session, id) = key.args();
     tx.query_opt(
         "SELECT t.session_started_at, t.issued_at, a.idle_minutes, a.absolute_minutes
          FROM refresh_tokens t
          JOIN users u ON u.id = t.user_id
          JOIN accounts a ON a.id = u.account_id
          WHERE t.user_id = ?1 AND t.session_id = ?2 AND t.id = ?3 AND t.revoked_at IS NULL",
-        &[&key.user_id, &key.session_id, &key.id],
+        &[user, &session, &id],
         |r| {
             Ok(LiveToken {
                 session_started_at: r.time(0)?,
@@ -137,13 +140,15 @@ pub fn revoked_before(
     after: Option<&RevokedCursor>,
     limit: usize,
 ) -> Result<Vec<RevokedCandidate>, DbError> {
-    let (after_ms, after_id) = after.map_or((i64::MIN, ""), |c| (c.revoked_at_ms, c.id.as_str()));
+    // Every revoked token sorts after (i64::MIN, nil).
+    let (after_ms, after_id) = after.map_or((i64::MIN, Uuid::nil()), |c| (c.revoked_at_ms, c.id));
+    let after_id = TokenId::new(after_id);
     tx.query(
         REVOKED_BEFORE_SQL,
         &[&to_ms(cutoff), &after_ms, &after_id, &i64::try_from(limit).unwrap_or(i64::MAX)],
         |r| {
             let key = TokenKey::from_row(r, 0)?;
-            let cursor = RevokedCursor { revoked_at_ms: r.i64(3)?, id: key.id.clone() };
+            let cursor = RevokedCursor { revoked_at_ms: r.i64(3)?, id: key.id };
             Ok(RevokedCandidate { key, cursor, session_ended: r.bool(4)? })
         },
     )
@@ -151,8 +156,9 @@ pub fn revoked_before(
 
 /// Deletes one token by key; 1 if it was there.
 pub fn delete_token(tx: &Tx<'_>, key: &TokenKey) -> Result<usize, DbError> {
+    let (user, session, id) = key.args();
     tx.execute(
         "DELETE FROM refresh_tokens WHERE user_id = ?1 AND session_id = ?2 AND id = ?3",
-        &[&key.user_id, &key.session_id, &key.id],
+        &[user, &session, &id],
     )
 }

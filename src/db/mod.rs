@@ -11,8 +11,10 @@
 //! PostgreSQL when it is first prepared), bound through [`Arg`] and read through [`Row`].
 //! Both schemas store the same representation — UUIDs as text, instants as 64-bit
 //! milliseconds, flags as 0/1 integers, JSON as text, hashes as bytes — so the statements
-//! are the same text on both. Where the dialects differ, the difference is kept beside
-//! the statement.
+//! are the same text on both. One exception: on SQLite the token table's own ids (token,
+//! session, successor) are 16-byte blobs since schema version 7, bound through
+//! [`TokenId`], which binds text on PostgreSQL. Where the dialects differ, the
+//! difference is kept beside the statement.
 
 pub mod accounts;
 pub mod audit_events;
@@ -81,6 +83,36 @@ impl<T: rusqlite::ToSql + postgres::types::ToSql + Sync> Arg for T {
     }
 }
 
+/// A token's or session's id as a parameter: 16 bytes on SQLite, where the token table
+/// stores its own ids (`id`, `session_id`, `replaced_by`) as `BLOB`s since schema
+/// version 7 (each key and index entry less than half as wide as the text), and the
+/// hyphenated text on PostgreSQL, whose columns stay `TEXT`. `None` binds `NULL`. Any
+/// statement that compares those columns binds them through this, never as a string: a
+/// string never equals a blob, and STRICT rejects one stored in a `BLOB` column.
+pub(crate) struct TokenId {
+    bytes: Option<[u8; 16]>,
+    text: Option<String>,
+}
+
+impl TokenId {
+    pub fn new(id: uuid::Uuid) -> TokenId {
+        TokenId::opt(Some(id))
+    }
+
+    pub fn opt(id: Option<uuid::Uuid>) -> TokenId {
+        TokenId { bytes: id.map(|i| *i.as_bytes()), text: id.map(|i| i.to_string()) }
+    }
+}
+
+impl Arg for TokenId {
+    fn sqlite(&self) -> &dyn rusqlite::ToSql {
+        &self.bytes
+    }
+    fn pg(&self) -> &(dyn postgres::types::ToSql + Sync) {
+        &self.text
+    }
+}
+
 /// One result row of either backend.
 pub(crate) enum Row<'r> {
     Sqlite(&'r rusqlite::Row<'r>),
@@ -128,15 +160,27 @@ impl Row<'_> {
         }
     }
 
-    /// UUIDs are stored as their hyphenated text.
+    /// UUIDs are stored as their hyphenated text, but for the token table's own ids on
+    /// SQLite: 16 bytes (see [`TokenId`]).
     pub fn uuid(&self, idx: usize) -> Result<uuid::Uuid, DbError> {
-        uuid::Uuid::parse_str(&self.text(idx)?).map_err(|e| column_error(idx, e))
+        self.opt_uuid(idx)?.ok_or_else(|| column_error(idx, "unexpected NULL"))
     }
 
     pub fn opt_uuid(&self, idx: usize) -> Result<Option<uuid::Uuid>, DbError> {
-        self.opt_text(idx)?
-            .map(|t| uuid::Uuid::parse_str(&t).map_err(|e| column_error(idx, e)))
-            .transpose()
+        use rusqlite::types::ValueRef;
+        let parsed = match self {
+            Row::Sqlite(r) => match r.get_ref(idx).map_err(|e| column_error(idx, e))? {
+                ValueRef::Null => return Ok(None),
+                ValueRef::Blob(b) => uuid::Uuid::from_slice(b),
+                ValueRef::Text(t) => uuid::Uuid::try_parse_ascii(t),
+                other => return Err(column_error(idx, format!("a UUID of type {other:?}"))),
+            },
+            Row::Pg(_) => match self.opt_text(idx)? {
+                None => return Ok(None),
+                Some(t) => uuid::Uuid::parse_str(&t),
+            },
+        };
+        parsed.map(Some).map_err(|e| column_error(idx, e))
     }
 
     /// Instants are stored as milliseconds since the Unix epoch.

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Arg, DbError, Row, Tx, to_ms};
+use super::{Arg, DbError, Row, TokenId, Tx, to_ms};
 use crate::policy::Overrides;
 use crate::revocation::{Reason, Stamp};
 
@@ -52,8 +52,8 @@ pub fn insert_session(tx: &Tx<'_>, t: &NewSession<'_>) -> Result<(), DbError> {
            (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
          VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
         &[
-            &t.id.to_string(),
-            &t.session_id.to_string(),
+            &TokenId::new(t.id),
+            &TokenId::new(t.session_id),
             &t.user_id.to_string(),
             &t.token_hash,
             &to_ms(t.now),
@@ -78,8 +78,8 @@ pub fn insert_successor(
            (id, session_id, user_id, token_hash, session_started_at, issued_at, user_agent, ip)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         &[
-            &id.to_string(),
-            &p.session_id.to_string(),
+            &TokenId::new(id),
+            &TokenId::new(p.session_id),
             &p.user_id.to_string(),
             &token_hash,
             &to_ms(p.session_started_at),
@@ -160,10 +160,10 @@ pub fn revoke_token(
     successor: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<bool, DbError> {
-    let successor = successor.map(|s| s.to_string());
-    let key = [token.user_id.to_string(), token.session_id.to_string(), token.id.to_string()];
-    let [user, session, id] = &key;
-    Ok(stamp_rows(tx, REVOKE_TOKEN_SQL, &[&successor, user, session, id], stamp)? == 1)
+    let (user, session, id) =
+        (token.user_id.to_string(), TokenId::new(token.session_id), TokenId::new(token.id));
+    let successor = TokenId::opt(successor);
+    Ok(stamp_rows(tx, REVOKE_TOKEN_SQL, &[&successor, &user, &session, &id], stamp)? == 1)
 }
 
 pub(super) const REVOKE_SESSION_SQL: &str = concat!(
@@ -180,7 +180,7 @@ pub fn revoke_session(
     session_id: Uuid,
     stamp: Stamp,
 ) -> Result<usize, DbError> {
-    let (user, session) = (user_id.to_string(), session_id.to_string());
+    let (user, session) = (user_id.to_string(), TokenId::new(session_id));
     stamp_rows(tx, REVOKE_SESSION_SQL, &[&user, &session], stamp)
 }
 
@@ -199,7 +199,7 @@ pub fn revoke_user(
     keep: Option<Uuid>,
     stamp: Stamp,
 ) -> Result<usize, DbError> {
-    let (user, keep) = (user_id.to_string(), keep.map(|s| s.to_string()));
+    let (user, keep) = (user_id.to_string(), TokenId::opt(keep));
     stamp_rows(tx, REVOKE_USER_SQL, &[&user, &keep], stamp)
 }
 
@@ -263,7 +263,7 @@ pub(super) const SESSION_END_SQL: &str =
 /// Why the session (of user `user_id`) ended, if it has (and its last token is still
 /// there: pruning removes old history).
 pub fn session_end(tx: &Tx<'_>, user_id: Uuid, session_id: Uuid) -> Result<Option<Ended>, DbError> {
-    let (user, session) = (user_id.to_string(), session_id.to_string());
+    let (user, session) = (user_id.to_string(), TokenId::new(session_id));
     tx.query_opt(SESSION_END_SQL, &[&user, &session], |r| ended(r, 0))
 }
 

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{DbError, Row, Tx};
+use super::{DbError, Row, TokenId, Tx};
 use crate::auth::Role;
 use crate::policy::Overrides;
 
@@ -78,7 +78,7 @@ pub fn live_in_account(
 ) -> Result<Option<LiveSession>, DbError> {
     tx.query_opt(
         LIVE_IN_ACCOUNT_SQL,
-        &[&session_id.to_string(), &account_id.to_string()],
+        &[&TokenId::new(session_id), &account_id.to_string()],
         live_from_row,
     )
 }

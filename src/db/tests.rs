@@ -327,6 +327,102 @@ fn the_v6_migration_moves_every_token_into_the_clustered_table() {
     assert_eq!(old, 0);
 }
 
+/// Version 7 stores the token table's own ids (id, session, successor) as 16 bytes:
+/// every row comes across with the same UUIDs and every other column unchanged, in the
+/// same key order; the table refuses text or ids of another length there; the planner's
+/// figures are back.
+#[test]
+fn the_v7_migration_stores_token_ids_as_sixteen_bytes() {
+    use rusqlite::types::Value;
+    let conn = rusqlite::Connection::open_in_memory().expect("open");
+    for sql in [
+        include_str!("../../migrations/sqlite/V1__init.sql"),
+        include_str!("../../migrations/sqlite/V2__revoke_reasons.sql"),
+        include_str!("../../migrations/sqlite/V3__prune_indexes.sql"),
+        include_str!("../../migrations/sqlite/V4__login_failures.sql"),
+        include_str!("../../migrations/sqlite/V5__server_secrets.sql"),
+        include_str!("../../migrations/sqlite/V6__tokens_by_user.sql"),
+    ] {
+        conn.execute_batch(sql).expect("v1-v6");
+    }
+    let [t1, t2, t3, s1, s2] = [0; 5].map(|_| uuid::Uuid::new_v4().to_string());
+    conn.execute("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 0);", [])
+        .expect("account");
+    conn.execute_batch(
+        "INSERT INTO users (id, account_id, email, password_hash, role, created_at)
+             VALUES ('u2', 'a', 'u2@a.test', 'x', 'owner', 0),
+                    ('u1', 'a', 'u1@a.test', 'x', 'engineer', 0);",
+    )
+    .expect("users");
+    let insert = "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash,
+                      session_started_at, issued_at, revoked_at, replaced_by, user_agent, ip,
+                      revoke_reason, revoked_by_event, revoke_limit_minutes)
+                  VALUES (?1, ?2, ?3, ?4, 1, 2, ?5, ?6, 'ua', '10.0.0.1', ?7, ?8, ?9)";
+    let row = |params: &[&dyn rusqlite::ToSql]| conn.execute(insert, params).expect("v6 row");
+    let (none, no_text) = (None::<i64>, None::<&str>);
+    row(rusqlite::params![t1, s1, "u2", b"1", 5, t2, "rotated", no_text, none]);
+    row(rusqlite::params![t2, s1, "u2", b"2", 9, no_text, "idle_timeout", "e1", 30]);
+    row(rusqlite::params![t3, s2, "u1", b"3", none, no_text, no_text, no_text, none]);
+    // Every column of every row in the table's own order, the ids of columns 0, 1 and 7
+    // (id, session, successor) as their text.
+    let dump = |conn: &rusqlite::Connection| -> Vec<Vec<Value>> {
+        conn.prepare("SELECT * FROM refresh_tokens")
+            .expect("prepare")
+            .query_map([], |r| {
+                (0..13)
+                    .map(|i| {
+                        Ok(match r.get::<_, Value>(i)? {
+                            Value::Blob(b) if [0, 1, 7].contains(&i) => Value::Text(
+                                uuid::Uuid::from_slice(&b).expect("16 bytes").to_string(),
+                            ),
+                            v => v,
+                        })
+                    })
+                    .collect()
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let before = dump(&conn);
+    conn.execute_batch(include_str!("../../migrations/sqlite/V7__token_ids_as_bytes.sql"))
+        .expect("v7");
+    assert_eq!(dump(&conn), before);
+    let blobs: (i64, i64) = conn
+        .query_row(
+            "SELECT count(*), count(replaced_by) FROM refresh_tokens
+             WHERE typeof(id) = 'blob' AND typeof(session_id) = 'blob'
+               AND typeof(replaced_by) IN ('blob', 'null')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("types");
+    assert_eq!(blobs, (3, 1));
+    let sixteen = [7u8; 16];
+    for (bad, id, session) in [
+        ("text id", Value::Text(t3.clone()), Value::Blob(sixteen.to_vec())),
+        ("15-byte id", Value::Blob(vec![9; 15]), Value::Blob(sixteen.to_vec())),
+        ("text session", Value::Blob(vec![9; 16]), Value::Text(s2.clone())),
+    ] {
+        let err = conn.execute(
+            "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash, session_started_at,
+                 issued_at) VALUES (?1, ?2, 'u1', x'09', 0, 0)",
+            rusqlite::params![id, session],
+        );
+        assert!(err.is_err(), "{bad}");
+    }
+    let left: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '%v6%'", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(left, 0);
+    let stats: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'refresh_tokens'", [], |r| {
+            r.get(0)
+        })
+        .expect("stats");
+    assert_eq!(stats, 6);
+}
+
 /// Both dialects' migration folders hold the same versions under the same names: a
 /// database of either kind is at the same schema version for the same sessiond.
 #[test]

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{DbError, Row, Tx, to_ms};
+use super::{DbError, Row, TokenId, Tx, to_ms};
 use crate::auth::Role;
 
 #[derive(Debug, Clone)]
@@ -91,7 +91,11 @@ pub fn active_in_live_session(
     user_id: Uuid,
     session_id: Uuid,
 ) -> Result<Option<User>, DbError> {
-    tx.query_opt(SESSION_STATE_SQL, &[&user_id.to_string(), &session_id.to_string()], user_from_row)
+    tx.query_opt(
+        SESSION_STATE_SQL,
+        &[&user_id.to_string(), &TokenId::new(session_id)],
+        user_from_row,
+    )
 }
 
 pub fn is_active(tx: &Tx<'_>, user_id: Uuid) -> Result<bool, DbError> {

@@ -23,8 +23,9 @@ fn add_history(db: &str, user: &str, n: usize) {
                 user_agent, ip)
              VALUES (?1, ?2, ?3, ?4, 0, 0, 1, 'Mozilla/5.0 (X11; Linux x86_64)', '127.0.0.1')",
             params![
-                Uuid::new_v4().to_string(),
-                Uuid::new_v4().to_string(),
+                // The token's and session's ids: 16 bytes (schema version 7).
+                Uuid::new_v4().as_bytes().to_vec(),
+                Uuid::new_v4().as_bytes().to_vec(),
                 user,
                 Uuid::new_v4().as_bytes().to_vec()
             ],

@@ -232,12 +232,28 @@ impl TestApp {
                         rusqlite::types::Value::Integer(v) => Some(v.to_string()),
                         rusqlite::types::Value::Real(v) => Some(v.to_string()),
                         rusqlite::types::Value::Text(v) => Some(v),
+                        // The token table's own ids (16 bytes on SQLite since schema
+                        // version 7) read as the text PostgreSQL holds.
+                        rusqlite::types::Value::Blob(v) if v.len() == 16 => {
+                            uuid::Uuid::from_slice(&v).ok().map(|u| u.to_string())
+                        }
                         rusqlite::types::Value::Blob(v) => Some(format!("{v:?}")),
                     })
                     .collect(),
             );
         }
         rows
+    }
+
+    /// The SQL expression that compares with the token table's own ids (`id`,
+    /// `session_id`, `replaced_by`) given parameter `?n` as a UUID's text: those columns
+    /// are 16 bytes on SQLite (schema version 7), text on PostgreSQL.
+    pub fn token_id_param(&self, n: usize) -> String {
+        if db_target(&self.state.config).starts_with("postgres") {
+            format!("?{n}")
+        } else {
+            format!("unhex(replace(?{n}, '-', ''))")
+        }
     }
 
     /// [`TestApp::sql`] for a statement that may fail: its error message.
@@ -491,7 +507,13 @@ pub fn stored_token(store: &Store, token: &str) -> Option<StoredToken> {
     let sql = "SELECT id, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?1";
     match store {
         Store::Sqlite(conn) => {
-            conn.query_row(sql, [hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).ok()
+            // The ids are 16 bytes on SQLite (schema version 7).
+            let text = |b: Vec<u8>| uuid::Uuid::from_slice(&b).unwrap().to_string();
+            conn.query_row(sql, [hash], |r| {
+                let (id, successor): (Vec<u8>, Option<Vec<u8>>) = (r.get(0)?, r.get(2)?);
+                Ok((text(id), r.get(1)?, successor.map(text)))
+            })
+            .ok()
         }
         Store::Pg(url) => with_pg(url, |c| {
             let row = c.query_opt(&sql.replace("?1", "$1"), &[&hash]).unwrap()?;
