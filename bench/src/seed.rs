@@ -155,7 +155,7 @@ impl Rows {
     }
 
     /// A token or session id as the server makes one at the seed's instant.
-    fn new_id(&self) -> Uuid {
+    pub fn new_id(&self) -> Uuid {
         let now = chrono::DateTime::from_timestamp_millis(self.now_ms).unwrap_or_default();
         sessiond::auth::refresh::new_id(now)
     }

@@ -85,10 +85,11 @@ impl<T: rusqlite::ToSql + postgres::types::ToSql + Sync> Arg for T {
 
 /// A token's or session's id as a parameter: 16 bytes on SQLite, where the token table
 /// stores its own ids (`id`, `session_id`, `replaced_by`) as `BLOB`s since schema
-/// version 7 (each key and index entry less than half as wide as the text), and the
-/// hyphenated text on PostgreSQL, whose columns stay `TEXT`. `None` binds `NULL`. Any
-/// statement that compares those columns binds them through this, never as a string: a
-/// string never equals a blob, and STRICT rejects one stored in a `BLOB` column.
+/// version 7 (16 bytes where the text takes 36: the clustered key shrinks from 108 to 68
+/// bytes, in the table and in every index entry), and the hyphenated text on
+/// PostgreSQL, whose columns stay `TEXT`. `None` binds `NULL`. Any statement that
+/// compares those columns binds them through this, never as a string: a string never
+/// equals a blob, and STRICT rejects one stored in a `BLOB` column.
 pub(crate) struct TokenId {
     bytes: Option<[u8; 16]>,
     text: Option<String>,

@@ -133,7 +133,8 @@ struct Seeded {
 /// smaller), and one with an owner's session and `pg_revoke_tokens - 1` more live tokens
 /// over 9 engineers.
 async fn seed(bench: &Bench, db: &Client) -> anyhow::Result<Seeded> {
-    let now = sessiond::clock::Clock::system().now().timestamp_millis();
+    let at = sessiond::clock::Clock::system().now();
+    let now = at.timestamp_millis();
     let hash = bench.password_hash.as_str();
     db.batch_execute("BEGIN").await?;
     let (_, users) = tenant(db, "refresh", 9, hash, now).await?;
@@ -147,7 +148,8 @@ async fn seed(bench: &Bench, db: &Client) -> anyhow::Result<Seeded> {
         .await?;
     let session = |user: Uuid| {
         let minted = sessiond::auth::refresh::mint();
-        let params = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string(), user.to_string());
+        let new_id = || sessiond::auth::refresh::new_id(at).to_string();
+        let params = (new_id(), new_id(), user.to_string());
         (minted, params)
     };
     for i in 0..bench.sizes.sessions {
@@ -160,7 +162,10 @@ async fn seed(bench: &Bench, db: &Client) -> anyhow::Result<Seeded> {
     db.execute(&insert, &[&id, &sid, &owner, &minted.hash.as_slice(), &now]).await?;
     let members: Vec<String> = users[1..].iter().map(Uuid::to_string).collect();
     let others = i64::try_from(bench.sizes.pg_revoke_tokens.saturating_sub(1))?;
-    // Random ids and hashes, as the server makes them (gen_random_uuid: PostgreSQL 13+).
+    // Random ids (gen_random_uuid: PostgreSQL 13+; the server's are time-ordered, version
+    // 7, which SQL cannot make before PostgreSQL 18) and random hashes, as the server's.
+    // The revoke reaches its rows by user, and their new index entries land among other
+    // tokens' either way.
     db.execute(
         "INSERT INTO refresh_tokens
            (id, session_id, user_id, token_hash, session_started_at, issued_at)

@@ -180,9 +180,8 @@ fn seed_with_foreign(
             let user = foreign_users[i / FOREIGN_TOKENS_PER_ACCOUNT];
             let n = i as u128;
             let hash = [&[0xf0u8; 16][..], &n.to_be_bytes()[..]].concat();
-            // Session ids are random, as the server makes them: the account's entries in
-            // the live-session index land among the others', as they would.
-            rows.token(tx, Uuid::from_u128(1 << 120 | n), Uuid::new_v4(), user, &hash)?;
+            // Session ids as the server makes them, at the seed's instant.
+            rows.token(tx, Uuid::from_u128(1 << 120 | n), rows.new_id(), user, &hash)?;
             if (i + 1) % every == 0 && placed < mine {
                 rows.anonymous_token(tx, spread_members[placed % spread_members.len()])?;
                 placed += 1;
