@@ -63,6 +63,21 @@ impl Recorded {
         Ok(Recorded { hist: histogram()?, errors: 0, sent: 0, window, error_samples: vec![] })
     }
 
+    /// Adds `other`'s requests, errors and window to these: several measured slices of
+    /// one level as one.
+    pub fn merge(&mut self, other: Recorded) -> anyhow::Result<()> {
+        self.hist.add(&other.hist).context("merging histograms")?;
+        self.sent += other.sent;
+        self.errors += other.errors;
+        self.window += other.window;
+        for e in other.error_samples {
+            if self.error_samples.len() < 5 && !self.error_samples.contains(&e) {
+                self.error_samples.push(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Counts an error, keeping the first few descriptions.
     pub fn note(&mut self, error: String) {
         self.errors += 1;

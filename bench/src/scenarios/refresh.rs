@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{Bench, MainData, Sync, TokenPair};
 use crate::client::Call;
-use crate::load::{self, Client, Recorded, Summary};
+use crate::load::{self, Client, Phases, Recorded, Summary};
 use crate::server::{Server, cpu_of};
 
 /// A client that rotates its own share of the sessions, one after the other: every
@@ -70,17 +70,27 @@ struct Window {
     client_cpu: Duration,
 }
 
-/// Drives `clients` clients against `server` for one window, rotating `tokens`.
+impl Window {
+    /// Adds a later slice of the same level.
+    fn merge(&mut self, other: Window) -> anyhow::Result<()> {
+        self.recorded.merge(other.recorded)?;
+        self.server_cpu += other.server_cpu;
+        self.client_cpu += other.client_cpu;
+        Ok(())
+    }
+}
+
+/// Drives `clients` clients against `server` for `phases`, rotating `tokens`.
 async fn window(
-    bench: &Bench,
     server: &Server,
     tokens: &mut Vec<String>,
     clients: usize,
+    phases: Phases,
 ) -> anyhow::Result<Window> {
     anyhow::ensure!(tokens.len() >= clients, "fewer sessions than clients");
     let refreshers = deal(std::mem::take(tokens), clients);
     let (server_cpu, client_cpu) = (server.cpu()?, cpu_of("/proc/self/stat")?);
-    let (recorded, back) = load::drive(server.addr, refreshers, bench.sizes.refresh).await?;
+    let (recorded, back) = load::drive(server.addr, refreshers, phases).await?;
     *tokens = gather(back);
     Ok(Window {
         recorded,
@@ -102,6 +112,9 @@ fn level(w: Window, (sync, grouped): (Sync, bool), clients: usize) -> Level {
         client_cpu_us: per_request(w.client_cpu),
     }
 }
+
+/// Slices of each level's measured window when a control runs beside it.
+const SLICES: u32 = 6;
 
 /// A second server under the same load, level by level, beside the one measured: the
 /// control of issue 11 (`database.group_commit = false`).
@@ -151,19 +164,41 @@ pub async fn run(
     }
     let mut levels = Vec::new();
     let settings = (sync, grouped);
+    let phases = bench.sizes.refresh;
     for (i, &clients) in bench.sizes.refresh_clients.iter().enumerate() {
-        // With a control: both servers back to back, the first of the two alternating
-        // from one level to the next.
-        let control_first = i % 2 == 1;
-        for measured in [!control_first, control_first] {
-            if measured {
-                let w = window(bench, &server, &mut data.sessions, clients).await?;
-                levels.push(level(w, settings, clients));
-            } else if let Some(c) = control.as_deref_mut() {
-                let w = window(bench, &c.server, &mut c.data.sessions, clients).await?;
-                c.levels.push(level(w, (c.sync, c.grouped), clients));
+        let Some(c) = control.as_deref_mut() else {
+            let w = window(&server, &mut data.sessions, clients, phases).await?;
+            levels.push(level(w, settings, clients));
+            continue;
+        };
+        // With a control, the two servers take turns: the measured window is cut into
+        // slices, each server runs one slice after the other's, and which goes first
+        // alternates. Both then sample the same minutes of a shared disk, whose fsync
+        // tail drifts from one minute to the next: with one window each, that drift
+        // decided the p99 at 1 client, where both run the same code.
+        let slice = Phases { warmup: Duration::ZERO, measure: phases.measure / SLICES };
+        let first = Phases { warmup: phases.warmup, measure: slice.measure };
+        let (mut mine, mut theirs) = (None::<Window>, None::<Window>);
+        for k in 0..SLICES {
+            let control_first = (k as usize + i) % 2 == 1;
+            let p = if k == 0 { first } else { slice };
+            for measured in [!control_first, control_first] {
+                let (w, into) = if measured {
+                    (window(&server, &mut data.sessions, clients, p).await?, &mut mine)
+                } else {
+                    (window(&c.server, &mut c.data.sessions, clients, p).await?, &mut theirs)
+                };
+                match into {
+                    Some(sum) => sum.merge(w)?,
+                    None => *into = Some(w),
+                }
             }
         }
+        let (Some(mine), Some(theirs)) = (mine, theirs) else {
+            anyhow::bail!("no slice measured at {clients} clients");
+        };
+        levels.push(level(mine, settings, clients));
+        c.levels.push(level(theirs, (c.sync, c.grouped), clients));
     }
     let peak = server.memory()?;
     // Let the blocking pool's threads go idle before reading the resident set again.
