@@ -225,12 +225,39 @@ async fn a_failed_write_rolls_back() {
     assert_eq!(exists, 0);
 }
 
+/// The SQLite migrations in order: `SQLITE_MIGRATIONS[n - 1]` is version n.
+const SQLITE_MIGRATIONS: [&str; 8] = [
+    include_str!("../../migrations/sqlite/V1__init.sql"),
+    include_str!("../../migrations/sqlite/V2__revoke_reasons.sql"),
+    include_str!("../../migrations/sqlite/V3__prune_indexes.sql"),
+    include_str!("../../migrations/sqlite/V4__login_failures.sql"),
+    include_str!("../../migrations/sqlite/V5__server_secrets.sql"),
+    include_str!("../../migrations/sqlite/V6__tokens_by_user.sql"),
+    include_str!("../../migrations/sqlite/V7__token_ids_as_bytes.sql"),
+    include_str!("../../migrations/sqlite/V8__forget_stale_samples.sql"),
+];
+
+/// An in-memory database at schema `version`, migrated the way it was built, one
+/// version after the other (without refinery's history table).
+fn at_version(version: usize) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open_in_memory().expect("open");
+    for (n, sql) in SQLITE_MIGRATIONS[..version].iter().enumerate() {
+        conn.execute_batch(sql).unwrap_or_else(|e| panic!("version {}: {e}", n + 1));
+    }
+    conn
+}
+
+/// Applies schema `version` to `conn`.
+fn migrate_to(conn: &rusqlite::Connection, version: usize) {
+    conn.execute_batch(SQLITE_MIGRATIONS[version - 1])
+        .unwrap_or_else(|e| panic!("version {version}: {e}"));
+}
+
 /// Version 2 records why tokens were revoked. Rows revoked under version 1 keep a
 /// known cause only for rotations (they have a successor); any other cause stays unknown.
 #[test]
 fn the_v2_migration_backfills_rotations_only() {
-    let conn = rusqlite::Connection::open_in_memory().expect("open");
-    conn.execute_batch(include_str!("../../migrations/sqlite/V1__init.sql")).expect("v1");
+    let conn = at_version(1);
     conn.execute_batch(
         "INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 0);
          INSERT INTO users (id, account_id, email, password_hash, role, created_at)
@@ -242,7 +269,7 @@ fn the_v2_migration_backfills_rotations_only() {
                     ('t3', 's2', 'u', x'03', 0, 0, NULL, NULL);",
     )
     .expect("v1 rows");
-    conn.execute_batch(include_str!("../../migrations/sqlite/V2__revoke_reasons.sql")).expect("v2");
+    migrate_to(&conn, 2);
     let rows: Vec<(String, Option<String>)> = conn
         .prepare("SELECT id, revoke_reason FROM refresh_tokens ORDER BY id")
         .expect("prepare")
@@ -264,16 +291,7 @@ fn the_v2_migration_backfills_rotations_only() {
 /// table has no rowid, and a revoke finds the live tokens through the user-keyed index.
 #[test]
 fn the_v6_migration_moves_every_token_into_the_clustered_table() {
-    let conn = rusqlite::Connection::open_in_memory().expect("open");
-    for sql in [
-        include_str!("../../migrations/sqlite/V1__init.sql"),
-        include_str!("../../migrations/sqlite/V2__revoke_reasons.sql"),
-        include_str!("../../migrations/sqlite/V3__prune_indexes.sql"),
-        include_str!("../../migrations/sqlite/V4__login_failures.sql"),
-        include_str!("../../migrations/sqlite/V5__server_secrets.sql"),
-    ] {
-        conn.execute_batch(sql).expect("v1-v5");
-    }
+    let conn = at_version(5);
     conn.execute_batch(
         "INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 0);
          INSERT INTO users (id, account_id, email, password_hash, role, created_at)
@@ -305,7 +323,7 @@ fn the_v6_migration_moves_every_token_into_the_clustered_table() {
             .expect("rows")
     };
     let before = dump(&conn);
-    conn.execute_batch(include_str!("../../migrations/sqlite/V6__tokens_by_user.sql")).expect("v6");
+    migrate_to(&conn, 6);
     assert_eq!(dump(&conn), before);
     // Stored in key order: user, then session (a scan of the table itself: `ip` is in no
     // index).
@@ -343,17 +361,7 @@ fn the_v6_migration_moves_every_token_into_the_clustered_table() {
 #[test]
 fn the_v7_migration_stores_token_ids_as_sixteen_bytes() {
     use rusqlite::types::Value;
-    let conn = rusqlite::Connection::open_in_memory().expect("open");
-    for sql in [
-        include_str!("../../migrations/sqlite/V1__init.sql"),
-        include_str!("../../migrations/sqlite/V2__revoke_reasons.sql"),
-        include_str!("../../migrations/sqlite/V3__prune_indexes.sql"),
-        include_str!("../../migrations/sqlite/V4__login_failures.sql"),
-        include_str!("../../migrations/sqlite/V5__server_secrets.sql"),
-        include_str!("../../migrations/sqlite/V6__tokens_by_user.sql"),
-    ] {
-        conn.execute_batch(sql).expect("v1-v6");
-    }
+    let conn = at_version(6);
     let [t1, t2, t3, s1, s2] = [0; 5].map(|_| uuid::Uuid::new_v4().to_string());
     conn.execute("INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 0);", [])
         .expect("account");
@@ -397,8 +405,7 @@ fn the_v7_migration_stores_token_ids_as_sixteen_bytes() {
     // it) holds samples of the text ids, which version 7 leaves there.
     conn.execute_batch("ANALYZE").expect("analyze");
     let before = dump(&conn);
-    conn.execute_batch(include_str!("../../migrations/sqlite/V7__token_ids_as_bytes.sql"))
-        .expect("v7");
+    migrate_to(&conn, 7);
     assert_eq!(dump(&conn), before);
     let blobs: (i64, i64) = conn
         .query_row(
@@ -442,8 +449,7 @@ fn the_v7_migration_stores_token_ids_as_sixteen_bytes() {
         .expect("samples")
     };
     assert!(samples() > 0, "the test's ANALYZE left samples");
-    conn.execute_batch(include_str!("../../migrations/sqlite/V8__forget_stale_samples.sql"))
-        .expect("v8");
+    migrate_to(&conn, 8);
     assert_eq!(samples(), 0);
     hot_token_statements_use_their_indexes(&conn);
 }
@@ -465,6 +471,7 @@ fn both_dialects_have_the_same_migrations() {
     let (sqlite, postgres) = (names("sqlite"), names("postgres"));
     assert!(sqlite.len() >= 3, "{sqlite:?}");
     assert_eq!(sqlite, postgres);
+    assert_eq!(sqlite.len(), SQLITE_MIGRATIONS.len(), "the migration tests' list is complete");
     // Nothing left in the old single folder, where refinery would no longer look.
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let stray: Vec<_> = std::fs::read_dir(root)
