@@ -2,6 +2,7 @@
 //! by every pooled connection.
 
 use super::{Db, DbError, Synchronous, maintenance, refresh_tokens, sessions, users};
+use crate::revocation::Reason;
 
 fn plan(db: &Db, sql: &str) -> String {
     plan_on(&db.sqlite_connection(), sql)
@@ -226,7 +227,7 @@ async fn a_failed_write_rolls_back() {
 }
 
 /// The SQLite migrations in order: `SQLITE_MIGRATIONS[n - 1]` is version n.
-const SQLITE_MIGRATIONS: [&str; 8] = [
+const SQLITE_MIGRATIONS: [&str; 9] = [
     include_str!("../../migrations/sqlite/V1__init.sql"),
     include_str!("../../migrations/sqlite/V2__revoke_reasons.sql"),
     include_str!("../../migrations/sqlite/V3__prune_indexes.sql"),
@@ -235,6 +236,7 @@ const SQLITE_MIGRATIONS: [&str; 8] = [
     include_str!("../../migrations/sqlite/V6__tokens_by_user.sql"),
     include_str!("../../migrations/sqlite/V7__token_ids_as_bytes.sql"),
     include_str!("../../migrations/sqlite/V8__forget_stale_samples.sql"),
+    include_str!("../../migrations/sqlite/V9__cheaper_reason_check.sql"),
 ];
 
 /// An in-memory database at schema `version`, migrated the way it was built, one
@@ -452,6 +454,92 @@ fn the_v7_migration_stores_token_ids_as_sixteen_bytes() {
     migrate_to(&conn, 8);
     assert_eq!(samples(), 0);
     hot_token_statements_use_their_indexes(&conn);
+}
+
+/// Version 9 rewrites the CHECK on `revoke_reason` in the schema's text, without
+/// rebuilding the table: the rows are untouched, the file is sound, and a connection
+/// opened afterwards accepts every reason the server stores and refuses any other name.
+#[test]
+fn the_v9_migration_keeps_the_reason_check_and_the_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v9.db");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    for version in 1..=8 {
+        migrate_to(&conn, version);
+    }
+    conn.execute_batch(
+        "INSERT INTO accounts (id, name, created_at) VALUES ('a', 'A', 0);
+         INSERT INTO users (id, account_id, email, password_hash, role, created_at)
+             VALUES ('u', 'a', 'u@a.test', 'x', 'owner', 0);",
+    )
+    .expect("user");
+    let stored: Vec<&str> =
+        Reason::ALL.iter().filter(|r| **r != Reason::UnknownToken).map(|r| r.as_str()).collect();
+    let insert = |conn: &rusqlite::Connection, n: u8, reason: Option<&str>| {
+        conn.execute(
+            "INSERT INTO refresh_tokens (id, session_id, user_id, token_hash,
+                 session_started_at, issued_at, revoked_at, revoke_reason)
+             VALUES (?1, ?1, 'u', ?2, 0, 0, 1, ?3)",
+            rusqlite::params![[n; 16], [n; 32], reason],
+        )
+    };
+    for (n, reason) in (1..).zip(stored.iter().map(|r| Some(*r)).chain([None])) {
+        insert(&conn, n, reason).expect("a version-8 row");
+    }
+    let dump = |conn: &rusqlite::Connection| -> Vec<String> {
+        conn.prepare("SELECT * FROM refresh_tokens")
+            .expect("prepare")
+            .query_map([], |r| {
+                Ok((0..13)
+                    .map(|i| format!("{:?}", r.get_ref(i).expect("column")))
+                    .collect::<Vec<_>>()
+                    .join("|"))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    };
+    let columns = |conn: &rusqlite::Connection| -> Vec<String> {
+        conn.prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_xinfo('refresh_tokens')")
+            .expect("prepare")
+            .query_map([], |r| {
+                Ok(format!(
+                    "{}:{}:{}:{}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?
+                ))
+            })
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("columns")
+    };
+    let (rows, shape) = (dump(&conn), columns(&conn));
+    let cookie = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).expect("cookie")
+    };
+    let before = cookie(&conn);
+    migrate_to(&conn, 9);
+    assert!(cookie(&conn) > before, "other connections are told to reload the schema");
+    drop(conn);
+
+    let conn = rusqlite::Connection::open(&path).expect("reopen");
+    let sql: String = conn
+        .query_row("SELECT sql FROM sqlite_schema WHERE name = 'refresh_tokens'", [], |r| r.get(0))
+        .expect("schema");
+    assert!(!sql.contains("revoke_reason IN"), "{sql}");
+    assert!(sql.contains("revoke_reason = 'absolute_timeout'"), "{sql}");
+    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+    assert_eq!(check, "ok");
+    assert_eq!(dump(&conn), rows);
+    assert_eq!(columns(&conn), shape);
+    for (n, reason) in (100..).zip(&stored) {
+        insert(&conn, n, Some(reason)).unwrap_or_else(|e| panic!("{reason}: {e}"));
+    }
+    for bad in ["unknown_token", "bored", "Rotated", ""] {
+        assert!(insert(&conn, 200, Some(bad)).is_err(), "{bad:?} was accepted");
+    }
 }
 
 /// Both dialects' migration folders hold the same versions under the same names: a
