@@ -3,6 +3,7 @@
 //! else those headers are ignored. Seen where the address is used: the session list,
 //! the audit `ip`, and the login throttle's key. IPv4 and IPv6.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
@@ -37,19 +38,28 @@ async fn login_via(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-/// The `ip` of the newest session in the account's list and of the newest `auth.login`
-/// audit row: both must be the client address.
-async fn recorded_ips(app: &TestApp, owner_access: &str, user: &TestUser) -> (String, String) {
+/// The `ip` of the user's session that `seen` does not hold yet (the one the last login
+/// made: there must be exactly one), and of the newest `auth.login` audit row: both must
+/// be the client address. Not the session with the latest `started_at`: two logins of a
+/// test can start in the same millisecond.
+async fn recorded_ips(
+    app: &TestApp,
+    owner_access: &str,
+    user: &TestUser,
+    seen: &mut HashSet<String>,
+) -> (String, String) {
     let list = app.get("/accounts/me/security/sessions", owner_access).await;
     assert_eq!(list.status, 200, "{}", list.text);
-    let session = list.body["items"]
+    let new: Vec<&Value> = list.body["items"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|s| s["email"] == user.email.as_str())
-        .max_by_key(|s| s["started_at"].as_str().unwrap().to_owned())
-        .cloned()
-        .unwrap();
+        .filter(|s| !seen.contains(s["session_id"].as_str().unwrap()))
+        .collect();
+    assert_eq!(new.len(), 1, "one new session: {new:?}");
+    let session = new[0];
+    seen.insert(session["session_id"].as_str().unwrap().to_owned());
     let audit = app.audit(owner_access, "auth.login").await;
     let row = audit.iter().find(|e| e["user_id"] == user.id.to_string()).unwrap();
     (session["ip"].as_str().unwrap().to_owned(), row["details"]["ip"].as_str().unwrap().to_owned())
@@ -61,6 +71,7 @@ async fn from_an_untrusted_peer_forwarding_headers_are_ignored() {
     let app = TestApp::spawn_with(|c| c.server.trusted_proxies = trusting(&["127.0.0.2"])).await;
     let t = app.tenant("Spoof").await;
     let owner = app.login(&t.owner).await;
+    let mut seen = HashSet::new();
     let untrusted = client_from("127.0.0.3");
     for (name, value) in [
         ("x-forwarded-for", "203.0.113.9"),
@@ -70,7 +81,7 @@ async fn from_an_untrusted_peer_forwarding_headers_are_ignored() {
         let (status, body) =
             login_via(&app, &untrusted, &t.engineer, PASSWORD, &[(name, value)]).await;
         assert_eq!(status, 200, "{body}");
-        let ips = recorded_ips(&app, &owner.access, &t.engineer).await;
+        let ips = recorded_ips(&app, &owner.access, &t.engineer, &mut seen).await;
         assert_eq!(ips, ("127.0.0.3".into(), "127.0.0.3".into()), "{name}: {value}");
     }
 }
@@ -83,6 +94,7 @@ async fn from_a_trusted_proxy_the_forwarded_client_is_recorded() {
     .await;
     let t = app.tenant("Proxied").await;
     let owner = app.login(&t.owner).await;
+    let mut seen = HashSet::new();
     let proxy = client_from("127.0.0.2");
     for (headers, client) in [
         // A client's own (spoofed) entry on the left, then what the proxies appended.
@@ -95,7 +107,7 @@ async fn from_a_trusted_proxy_the_forwarded_client_is_recorded() {
     ] {
         let (status, body) = login_via(&app, &proxy, &t.engineer, PASSWORD, &headers).await;
         assert_eq!(status, 200, "{body}");
-        let ips = recorded_ips(&app, &owner.access, &t.engineer).await;
+        let ips = recorded_ips(&app, &owner.access, &t.engineer, &mut seen).await;
         assert_eq!(ips, (client.into(), client.into()), "{headers:?}");
     }
     eprintln!(
@@ -159,12 +171,13 @@ async fn over_ipv6_the_same_rules_hold() {
     .await;
     let t = app.tenant("Six").await;
     let owner = app.login(&t.owner).await;
+    let mut seen = HashSet::new();
     let client = reqwest::Client::new();
     let (status, _) =
         login_via(&app, &client, &t.engineer, PASSWORD, &[("x-forwarded-for", "2001:db8::42")])
             .await;
     assert_eq!(status, 200);
-    let ips = recorded_ips(&app, &owner.access, &t.engineer).await;
+    let ips = recorded_ips(&app, &owner.access, &t.engineer, &mut seen).await;
     assert_eq!(ips, ("2001:db8::42".into(), "2001:db8::42".into()));
 
     let app = TestApp::spawn_with(|c| {
@@ -174,10 +187,11 @@ async fn over_ipv6_the_same_rules_hold() {
     .await;
     let t = app.tenant("Six untrusted").await;
     let owner = app.login(&t.owner).await;
+    let mut seen = HashSet::new();
     let (status, _) =
         login_via(&app, &client, &t.engineer, PASSWORD, &[("forwarded", "for=\"[2001:db8::42]\"")])
             .await;
     assert_eq!(status, 200);
-    let ips = recorded_ips(&app, &owner.access, &t.engineer).await;
+    let ips = recorded_ips(&app, &owner.access, &t.engineer, &mut seen).await;
     assert_eq!(ips, ("::1".into(), "::1".into()), "::1 is not trusted here");
 }
