@@ -520,9 +520,19 @@ fn the_v9_migration_keeps_the_reason_check_and_the_rows() {
         conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).expect("cookie")
     };
     let before = cookie(&conn);
+    // Another connection, open before the upgrade, with the old schema read.
+    let other = rusqlite::Connection::open(&path).expect("open another");
+    assert_eq!(dump(&other), rows);
+    // In one transaction, as refinery applies the pending versions.
+    conn.execute_batch("BEGIN").expect("begin");
     migrate_to(&conn, 9);
+    conn.execute_batch("COMMIT").expect("commit");
     assert!(cookie(&conn) > before, "other connections are told to reload the schema");
     drop(conn);
+    let seen_by_other: String = other
+        .query_row("SELECT sql FROM sqlite_schema WHERE name = 'refresh_tokens'", [], |r| r.get(0))
+        .expect("schema");
+    assert!(!seen_by_other.contains("revoke_reason IN"), "{seen_by_other}");
 
     let conn = rusqlite::Connection::open(&path).expect("reopen");
     let sql: String = conn
@@ -538,8 +548,16 @@ fn the_v9_migration_keeps_the_reason_check_and_the_rows() {
         insert(&conn, n, Some(reason)).unwrap_or_else(|e| panic!("{reason}: {e}"));
     }
     for bad in ["unknown_token", "bored", "Rotated", ""] {
-        assert!(insert(&conn, 200, Some(bad)).is_err(), "{bad:?} was accepted");
+        let refused = insert(&conn, 200, Some(bad)).expect_err(bad);
+        assert_eq!(
+            refused.sqlite_error().map(|e| e.extended_code),
+            Some(rusqlite::ffi::SQLITE_CONSTRAINT_CHECK),
+            "{bad:?}: {refused}"
+        );
     }
+    // The connection opened before the upgrade goes on writing, under the check.
+    insert(&other, 201, Some("revoked_all")).expect("a stored reason, from the other");
+    assert!(insert(&other, 202, Some("bored")).is_err(), "the other connection's CHECK");
 }
 
 /// Both dialects' migration folders hold the same versions under the same names: a
