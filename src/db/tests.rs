@@ -255,6 +255,21 @@ fn migrate_to(conn: &rusqlite::Connection, version: usize) {
         .unwrap_or_else(|e| panic!("version {version}: {e}"));
 }
 
+/// Every column of every token row, in the order of the column `id`, as text.
+fn token_rows(conn: &rusqlite::Connection) -> Vec<String> {
+    conn.prepare("SELECT * FROM refresh_tokens ORDER BY id")
+        .expect("prepare")
+        .query_map([], |r| {
+            Ok((0..13)
+                .map(|i| format!("{:?}", r.get_ref(i).expect("column")))
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows")
+}
+
 /// Version 2 records why tokens were revoked. Rows revoked under version 1 keep a
 /// known cause only for rotations (they have a successor); any other cause stays unknown.
 #[test]
@@ -311,22 +326,9 @@ fn the_v6_migration_moves_every_token_into_the_clustered_table() {
                      NULL);",
     )
     .expect("v5 rows");
-    let dump = |conn: &rusqlite::Connection| -> Vec<String> {
-        conn.prepare("SELECT * FROM refresh_tokens ORDER BY id")
-            .expect("prepare")
-            .query_map([], |r| {
-                Ok((0..13)
-                    .map(|i| format!("{:?}", r.get_ref(i).expect("column")))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
-    let before = dump(&conn);
+    let before = token_rows(&conn);
     migrate_to(&conn, 6);
-    assert_eq!(dump(&conn), before);
+    assert_eq!(token_rows(&conn), before);
     // Stored in key order: user, then session (a scan of the table itself: `ip` is in no
     // index).
     let order: Vec<String> = conn
@@ -486,19 +488,6 @@ fn the_v9_migration_keeps_the_reason_check_and_the_rows() {
     for (n, reason) in (1..).zip(stored.iter().map(|r| Some(*r)).chain([None])) {
         insert(&conn, n, reason).expect("a version-8 row");
     }
-    let dump = |conn: &rusqlite::Connection| -> Vec<String> {
-        conn.prepare("SELECT * FROM refresh_tokens")
-            .expect("prepare")
-            .query_map([], |r| {
-                Ok((0..13)
-                    .map(|i| format!("{:?}", r.get_ref(i).expect("column")))
-                    .collect::<Vec<_>>()
-                    .join("|"))
-            })
-            .expect("query")
-            .collect::<Result<_, _>>()
-            .expect("rows")
-    };
     let columns = |conn: &rusqlite::Connection| -> Vec<String> {
         conn.prepare("SELECT name, type, \"notnull\", pk FROM pragma_table_xinfo('refresh_tokens')")
             .expect("prepare")
@@ -515,14 +504,14 @@ fn the_v9_migration_keeps_the_reason_check_and_the_rows() {
             .collect::<Result<_, _>>()
             .expect("columns")
     };
-    let (rows, shape) = (dump(&conn), columns(&conn));
+    let (rows, shape) = (token_rows(&conn), columns(&conn));
     let cookie = |conn: &rusqlite::Connection| -> i64 {
         conn.query_row("PRAGMA schema_version", [], |r| r.get(0)).expect("cookie")
     };
     let before = cookie(&conn);
     // Another connection, open before the upgrade, with the old schema read.
     let other = rusqlite::Connection::open(&path).expect("open another");
-    assert_eq!(dump(&other), rows);
+    assert_eq!(token_rows(&other), rows);
     // In one transaction, as refinery applies the pending versions.
     conn.execute_batch("BEGIN").expect("begin");
     migrate_to(&conn, 9);
@@ -542,7 +531,7 @@ fn the_v9_migration_keeps_the_reason_check_and_the_rows() {
     assert!(sql.contains("revoke_reason = 'absolute_timeout'"), "{sql}");
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
     assert_eq!(check, "ok");
-    assert_eq!(dump(&conn), rows);
+    assert_eq!(token_rows(&conn), rows);
     assert_eq!(columns(&conn), shape);
     for (n, reason) in (100..).zip(&stored) {
         insert(&conn, n, Some(reason)).unwrap_or_else(|e| panic!("{reason}: {e}"));
