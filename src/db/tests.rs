@@ -518,15 +518,17 @@ fn the_v9_migration_keeps_the_reason_check_and_the_rows() {
     conn.execute_batch("COMMIT").expect("commit");
     assert!(cookie(&conn) > before, "other connections are told to reload the schema");
     drop(conn);
-    let seen_by_other: String = other
-        .query_row("SELECT sql FROM sqlite_schema WHERE name = 'refresh_tokens'", [], |r| r.get(0))
-        .expect("schema");
+    let table_sql = |conn: &rusqlite::Connection| -> String {
+        conn.query_row("SELECT sql FROM sqlite_schema WHERE name = 'refresh_tokens'", [], |r| {
+            r.get(0)
+        })
+        .expect("schema")
+    };
+    let seen_by_other = table_sql(&other);
     assert!(!seen_by_other.contains("revoke_reason IN"), "{seen_by_other}");
 
     let conn = rusqlite::Connection::open(&path).expect("reopen");
-    let sql: String = conn
-        .query_row("SELECT sql FROM sqlite_schema WHERE name = 'refresh_tokens'", [], |r| r.get(0))
-        .expect("schema");
+    let sql = table_sql(&conn);
     assert!(!sql.contains("revoke_reason IN"), "{sql}");
     assert!(sql.contains("revoke_reason = 'absolute_timeout'"), "{sql}");
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
