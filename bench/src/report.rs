@@ -256,8 +256,8 @@ impl Results {
             writeln!(md, "**1. Refresh** (`POST /auth/refresh`, each request a new token)\n")?;
             writeln!(
                 md,
-                "| synchronous | group commit | clients | req/s | % of ceiling | p50 ms | p99 ms | max ms | errors | CPU µs/req server + client |\n\
-                 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+                "| synchronous | group commit | clients | req/s | % of ceiling | p50 ms | p99 ms | max ms | errors | CPU µs/req server + client | server KiB written/req |\n\
+                 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
             )?;
             for l in &self.refresh {
                 let f = &l.figures;
@@ -267,7 +267,7 @@ impl Results {
                 );
                 writeln!(
                     md,
-                    "| {} | {} | {} | {:.0} | {share} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} |",
+                    "| {} | {} | {} | {:.0} | {share} | {:.2} | {:.2} | {:.2} | {} | {:.0} + {:.0} | {:.1} |",
                     l.synchronous.name(),
                     if l.grouped { "on" } else { "off" },
                     l.clients,
@@ -277,7 +277,8 @@ impl Results {
                     f.max_ms,
                     f.errors,
                     l.server_cpu_us,
-                    l.client_cpu_us
+                    l.client_cpu_us,
+                    l.server_written_kib
                 )?;
             }
             writeln!(md)?;

@@ -122,27 +122,27 @@ impl Rows {
 
     /// A live session of `user`, as a login makes it; answers its refresh token.
     pub fn session(&self, tx: &Transaction<'_>, user: Uuid) -> anyhow::Result<String> {
-        let minted = sessiond::auth::refresh::mint();
-        self.token(tx, self.new_id(), self.new_id(), user, &minted.hash)?;
+        let minted = sessiond::auth::refresh::mint(self.now());
+        self.token(tx, self.new_id(), self.new_id(), user, &minted.key)?;
         Ok(minted.token)
     }
 
     /// One live token row. Ids are stored like the server's (the token's and session's as 16
-    /// bytes, the user's as text); `hash` must be unique.
+    /// bytes, the user's as text); `key` (`refresh::lookup_key`) must be unique.
     pub fn token(
         &self,
         tx: &Transaction<'_>,
         id: Uuid,
         session: Uuid,
         user: Uuid,
-        hash: &[u8],
+        key: &[u8],
     ) -> anyhow::Result<()> {
         tx.prepare_cached(
             "INSERT INTO refresh_tokens
                (id, session_id, user_id, token_hash, session_started_at, issued_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
         )?
-        .execute(params![id.as_bytes(), session.as_bytes(), user.to_string(), hash, self.now_ms])
+        .execute(params![id.as_bytes(), session.as_bytes(), user.to_string(), key, self.now_ms])
         .context("inserting a refresh token")?;
         Ok(())
     }
@@ -150,14 +150,18 @@ impl Rows {
     /// A live token nobody holds (no token string exists for it), with ids as the server
     /// would have made them.
     pub fn anonymous_token(&self, tx: &Transaction<'_>, user: Uuid) -> anyhow::Result<()> {
-        let hash: [u8; 32] = rand::random();
-        self.token(tx, self.new_id(), self.new_id(), user, &hash)
+        let key = sessiond::auth::refresh::mint(self.now()).key;
+        self.token(tx, self.new_id(), self.new_id(), user, &key)
     }
 
     /// A token or session id as the server makes one at the seed's instant.
     pub fn new_id(&self) -> Uuid {
-        let now = chrono::DateTime::from_timestamp_millis(self.now_ms).unwrap_or_default();
-        sessiond::auth::refresh::new_id(now)
+        sessiond::auth::refresh::new_id(self.now())
+    }
+
+    /// The seed's instant.
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_millis(self.now_ms).unwrap_or_default()
     }
 }
 

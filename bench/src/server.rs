@@ -237,6 +237,16 @@ impl Server {
         cpu_of(&format!("/proc/{}/stat", self.pid))
     }
 
+    /// Bytes the server has handed to `write` so far (`wchar` of /proc/PID/io): the log's
+    /// frames and the checkpoints' copies into the database file.
+    pub fn written(&self) -> anyhow::Result<u64> {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid))
+            .context("reading /proc/PID/io")?;
+        let line =
+            io.lines().find_map(|l| l.strip_prefix("wchar:")).context("wchar in /proc/PID/io")?;
+        line.trim().parse().with_context(|| format!("wchar: {line:?}"))
+    }
+
     /// Resets the peak (VmHWM) to the current RSS, so a later peak is that of what ran
     /// in between (Linux: `echo 5 > /proc/PID/clear_refs`).
     pub fn reset_peak(&self) -> anyhow::Result<()> {

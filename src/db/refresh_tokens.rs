@@ -101,7 +101,8 @@ pub(super) const FIND_PRESENTED_SQL: &str =
      JOIN accounts a ON a.id = u.account_id
      WHERE t.token_hash = ?1";
 
-/// Looks a token up by its hash (the unique index), joined to its user and account.
+/// Looks a token up by its key (`auth::refresh::lookup_key`: the time prefix and SHA-256
+/// stored in `token_hash`, under the unique index), joined to its user and account.
 pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented>, DbError> {
     tx.query_opt(FIND_PRESENTED_SQL, &[&token_hash], |r| {
         Ok(Presented {

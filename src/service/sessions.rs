@@ -92,7 +92,7 @@ async fn authenticate(
         return Err(Error::InvalidCredentials);
     }
 
-    let minted = refresh::mint();
+    let minted = refresh::mint(now);
     let keys = state.keys.clone();
     let access_token = state
         .db
@@ -108,7 +108,7 @@ async fn authenticate(
                     id: refresh::new_id(now),
                     session_id,
                     user_id: user.id,
-                    token_hash: &minted.hash,
+                    token_hash: &minted.key,
                     now,
                     user_agent: client.user_agent.as_deref(),
                     ip: client.ip.as_deref(),
@@ -168,14 +168,14 @@ pub async fn refresh(
     presented: &str,
     now: DateTime<Utc>,
 ) -> Result<TokenPair, Error> {
-    let hash = refresh::hash(presented);
-    let minted = refresh::mint();
+    let key = refresh::lookup_key(presented);
+    let minted = refresh::mint(now);
     let keys = state.keys.clone();
     let bounds = state.bounds;
     let grace = TimeDelta::seconds(state.config.session.reuse_grace_seconds);
     let outcome = state
         .db
-        .write(move |tx| exchange(tx, &hash, &minted.hash, now, bounds, grace, &keys))
+        .write(move |tx| exchange(tx, &key, &minted.key, now, bounds, grace, &keys))
         .await?;
     match outcome {
         Ok(access) => Ok(pair(state, access, minted.token)),
@@ -188,14 +188,14 @@ pub async fn refresh(
 /// Public for the benchmark's in-process ceiling, which runs exactly this.
 pub fn exchange(
     tx: &Tx<'_>,
-    presented_hash: &[u8],
-    successor_hash: &[u8],
+    presented_key: &[u8],
+    successor_key: &[u8],
     now: DateTime<Utc>,
     bounds: Bounds,
     reuse_grace: TimeDelta,
     keys: &Keys,
 ) -> Result<Result<String, RefreshDenied>, Error> {
-    let Some(p) = refresh_tokens::find_presented(tx, presented_hash)? else {
+    let Some(p) = refresh_tokens::find_presented(tx, presented_key)? else {
         return Ok(Err(RefreshDenied::invalid(Reason::UnknownToken)));
     };
     if let Some(revoked_at) = p.revoked_at {
@@ -228,7 +228,7 @@ pub fn exchange(
     if !refresh_tokens::revoke_token(tx, &p, Some(successor), Stamp::new(now, Reason::Rotated))? {
         return Ok(Err(RefreshDenied::invalid(Reason::Rotated)));
     }
-    refresh_tokens::insert_successor(tx, &p, successor, successor_hash, now)?;
+    refresh_tokens::insert_successor(tx, &p, successor, successor_key, now)?;
     // Signed inside the transaction: if signing failed, the rotation rolls back and the
     // presented token stays valid.
     let access = keys.issue(p.user_id, p.session_id, now).map_err(|e| Error::Internal(e.into()))?;
@@ -293,11 +293,11 @@ fn reuse_detected(
 
 /// Ends the session the token belongs to. Unknown or already revoked tokens are fine.
 pub async fn logout(state: &AppState, presented: &str, now: DateTime<Utc>) -> Result<(), Error> {
-    let hash = refresh::hash(presented);
+    let key = refresh::lookup_key(presented);
     state
         .db
         .write(move |tx| -> Result<(), Error> {
-            let Some(p) = refresh_tokens::find_presented(tx, &hash)? else {
+            let Some(p) = refresh_tokens::find_presented(tx, &key)? else {
                 return Ok(());
             };
             let event = Uuid::new_v4();

@@ -64,7 +64,7 @@ fn a_backup_under_write_load_holds_every_acknowledged_write() {
     let server =
         Server::start(dir.path(), &["serve", "--database", db, "--listen", "127.0.0.1:0"], &[]);
 
-    let acked: Arc<Mutex<Vec<[u8; 32]>>> = Arc::default();
+    let acked: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
         .map(|_| {
@@ -82,7 +82,7 @@ fn a_backup_under_write_load_holds_every_acknowledged_write() {
                     assert_eq!(r.status(), 200);
                     token =
                         r.json::<Value>().unwrap()["refresh_token"].as_str().unwrap().to_owned();
-                    acked.lock().unwrap().push(sessiond::auth::refresh::hash(&token));
+                    acked.lock().unwrap().push(sessiond::auth::refresh::lookup_key(&token));
                 }
             })
         })
@@ -93,7 +93,7 @@ fn a_backup_under_write_load_holds_every_acknowledged_write() {
 
     let copy = dir.path().join("backups").join("copy.db");
     std::fs::create_dir(copy.parent().unwrap()).unwrap();
-    let before: Vec<[u8; 32]> = acked.lock().unwrap().clone();
+    let before: Vec<Vec<u8>> = acked.lock().unwrap().clone();
     let started = Instant::now();
     let out =
         run(dir.path(), &["backup", "--database", db, "--to", copy.to_str().unwrap()], &[], None);

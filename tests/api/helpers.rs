@@ -256,6 +256,25 @@ impl TestApp {
         }
     }
 
+    /// The SQL expression that compares with a BLOB/BYTEA column (`token_hash`) given
+    /// parameter `?n` as lowercase hex.
+    pub fn bytes_param(&self, n: usize) -> String {
+        if db_target(&self.state.config).starts_with("postgres") {
+            format!("decode(?{n}, 'hex')")
+        } else {
+            format!("unhex(?{n})")
+        }
+    }
+
+    /// The SQL expression that reads a BLOB/BYTEA column as lowercase hex.
+    pub fn hex_of(&self, column: &str) -> String {
+        if db_target(&self.state.config).starts_with("postgres") {
+            format!("encode({column}, 'hex')")
+        } else {
+            format!("lower(hex({column}))")
+        }
+    }
+
     /// [`TestApp::sql`] for a statement that may fail: its error message.
     pub fn try_sql(&self, sql: &str, params: &[&str]) -> Result<(), String> {
         let mut text = sql.to_owned();
@@ -480,7 +499,8 @@ pub fn session_of(access: &str) -> String {
     claims["sid"].as_str().unwrap().to_owned()
 }
 
-/// A stored refresh token's row, found by the token itself (only its SHA-256 is stored):
+/// A stored refresh token's row, found by the token itself (only its key, a time prefix and
+/// the token's SHA-256, is stored):
 /// `(id, revoked_at, replaced_by)`.
 pub type StoredToken = (String, Option<i64>, Option<String>);
 
@@ -502,8 +522,7 @@ impl Store {
 }
 
 pub fn stored_token(store: &Store, token: &str) -> Option<StoredToken> {
-    use sha2::Digest;
-    let hash = sha2::Sha256::digest(token.as_bytes()).to_vec();
+    let hash = sessiond::auth::refresh::lookup_key(token);
     let sql = "SELECT id, revoked_at, replaced_by FROM refresh_tokens WHERE token_hash = ?1";
     match store {
         Store::Sqlite(conn) => {

@@ -30,10 +30,100 @@ async fn refresh_rotates_the_token() {
 #[tokio::test]
 async fn unknown_and_malformed_tokens_are_invalid() {
     let app = TestApp::spawn().await;
-    for token in ["", "x", "not-a-token-at-all", &"A".repeat(43), "😀\u{0}'; DROP TABLE users;--"]
-    {
+    let shaped = ["A".repeat(43), "A".repeat(51), "-".repeat(51), "A".repeat(52)];
+    let odd = ["", "x", "not-a-token-at-all", "😀\u{0}'; DROP TABLE users;--"];
+    for token in shaped.iter().map(String::as_str).chain(odd) {
         app.refresh(token).await.refused("invalid_refresh_token", "unknown_token");
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A token's prefix only orders the stored keys: a token that keeps a live token's prefix
+/// (its first 8 characters, the 6 bytes of its instant) but not the rest is unknown, and
+/// the live token still works.
+#[tokio::test]
+async fn a_token_with_a_live_tokens_prefix_and_another_secret_is_unknown() {
+    let app = TestApp::spawn().await;
+    let t = app.tenant("Acme").await;
+    let live = app.login(&t.engineer).await.refresh;
+    assert_eq!(live.len(), 51);
+    let other = app.login(&t.owner).await.refresh;
+    let forged = format!("{}{}", &live[..8], &other[8..]);
+    assert_ne!(forged, live);
+    app.refresh(&forged).await.refused("invalid_refresh_token", "unknown_token");
+    app.rotate(&live).await;
+}
+
+/// Each token's stored key starts with the instant it was issued, by the server's clock:
+/// milliseconds since the epoch, six bytes big-endian. The SHA-256 of the token follows.
+/// So keys sort by issue time and a new one lands at the end of their unique index.
+#[tokio::test]
+async fn stored_keys_start_with_the_instant_of_issue() {
+    use sha2::Digest;
+    let app = TestApp::spawn_inspectable().await;
+    let t = app.tenant("Acme").await;
+    let mut issued = vec![app.login(&t.engineer).await.refresh];
+    for _ in 0..3 {
+        app.advance(60).await;
+        issued.push(app.rotate(issued.last().unwrap()).await.refresh);
+    }
+    let sql = format!(
+        "SELECT {}, issued_at FROM refresh_tokens ORDER BY token_hash",
+        app.hex_of("token_hash")
+    );
+    let rows = app.sql(&sql, &[]);
+    let keys: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r[0].clone().unwrap(), r[1].as_deref().unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(keys.len(), issued.len());
+    let by_key: Vec<i64> = keys.iter().map(|k| k.1).collect();
+    let mut by_time = by_key.clone();
+    by_time.sort_unstable();
+    assert_eq!(by_key, by_time, "keys in the order of issue");
+    assert_eq!(by_time.windows(2).filter(|w| w[1] - w[0] >= 60_000).count(), 3);
+    for ((key, issued_at), token) in keys.iter().zip(&issued) {
+        assert_eq!(&key[..12], format!("{issued_at:012x}"), "the prefix is the issue instant");
+        assert_eq!(key[12..], hex(&sha2::Sha256::digest(token.as_bytes())));
+    }
+}
+
+/// A token handed out before the time prefix (43 characters, stored under its bare
+/// SHA-256) still rotates, ends its session at logout, and is refused once exchanged.
+#[tokio::test]
+async fn a_token_from_before_the_time_prefix_still_works() {
+    use base64::Engine;
+    use sha2::Digest;
+    let app = TestApp::spawn_inspectable().await;
+    let t = app.tenant("Acme").await;
+    let encode = |seed: u8| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([seed; 32]);
+    let set = format!(
+        "UPDATE refresh_tokens SET token_hash = {} WHERE token_hash = {}",
+        app.bytes_param(1),
+        app.bytes_param(2)
+    );
+    let mut old_style = Vec::new();
+    for seed in [1, 2] {
+        let issued = app.login(&t.engineer).await.refresh;
+        let legacy = encode(seed);
+        assert_eq!(legacy.len(), 43);
+        let bare = hex(&sha2::Sha256::digest(legacy.as_bytes()));
+        app.sql(&set, &[&bare, &hex(&sessiond::auth::refresh::lookup_key(&issued))]);
+        app.refresh(&issued).await.refused("invalid_refresh_token", "unknown_token");
+        old_style.push(legacy);
+    }
+
+    let successor = app.rotate(&old_style[0]).await.refresh;
+    assert_eq!(successor.len(), 51, "the successor has the new shape");
+    app.refresh(&old_style[0]).await.refused("invalid_refresh_token", "rotated");
+    app.rotate(&successor).await;
+
+    let r = app.post("/auth/logout", None, json!({ "refresh_token": old_style[1] })).await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    app.refresh(&old_style[1]).await.refused("invalid_refresh_token", "logged_out");
 }
 
 /// 16 refreshes of one token at once, five times over: exactly one winner each time.

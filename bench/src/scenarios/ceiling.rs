@@ -39,7 +39,7 @@ pub async fn run(bench: &Bench, sync: Sync) -> anyhow::Result<Ceiling> {
     let keys = Arc::new(Keys::new(&[7u8; 32], 5));
     let bounds = Bounds::from(&SessionConfig::default());
     let clock = Clock::system();
-    let mut hashes: Vec<[u8; 32]> = data.sessions.iter().map(|t| refresh::hash(t)).collect();
+    let mut keys_of: Vec<Vec<u8>> = data.sessions.iter().map(|t| refresh::lookup_key(t)).collect();
 
     let phases = bench.sizes.ceiling;
     let start = Instant::now();
@@ -51,15 +51,16 @@ pub async fn run(bench: &Bench, sync: Sync) -> anyhow::Result<Ceiling> {
         if began >= end {
             break;
         }
-        let presented = hashes[i];
+        let presented = std::mem::take(&mut keys_of[i]);
+        let now = clock.now();
         // Minting is part of the server's refresh too (random bytes, base64, SHA-256).
-        let minted = refresh::mint();
-        let (keys, now) = (keys.clone(), clock.now());
+        let minted = refresh::mint(now);
+        let (keys, successor) = (keys.clone(), minted.key.clone());
         let result =
-            db.write(move |tx| rotate(tx, &presented, &minted.hash, now, bounds, &keys)).await;
+            db.write(move |tx| rotate(tx, &presented, &successor, now, bounds, &keys)).await;
         match result {
             Ok(()) => {
-                hashes[i] = minted.hash;
+                keys_of[i] = minted.key;
                 if began >= measure_from {
                     let us = began.elapsed().as_micros().try_into().unwrap_or(u64::MAX);
                     out.hist.saturating_record(us);
@@ -67,7 +68,7 @@ pub async fn run(bench: &Bench, sync: Sync) -> anyhow::Result<Ceiling> {
             }
             Err(e) => out.note(format!("{e:#}")),
         }
-        i = (i + 1) % hashes.len();
+        i = (i + 1) % keys_of.len();
     }
     Ok(Ceiling { synchronous: sync, figures: out.summary() })
 }
@@ -78,13 +79,13 @@ pub async fn run(bench: &Bench, sync: Sync) -> anyhow::Result<Ceiling> {
 fn rotate(
     tx: &Tx<'_>,
     presented: &[u8],
-    successor_hash: &[u8],
+    successor_key: &[u8],
     now: DateTime<Utc>,
     bounds: Bounds,
     keys: &Keys,
 ) -> Result<(), DbError> {
     let grace = TimeDelta::seconds(SessionConfig::default().reuse_grace_seconds);
-    match sessions::exchange(tx, presented, successor_hash, now, bounds, grace, keys) {
+    match sessions::exchange(tx, presented, successor_key, now, bounds, grace, keys) {
         Ok(Ok(_access)) => Ok(()),
         Ok(Err(denied)) => Err(DbError::Conflict(format!("refresh refused: {denied:?}"))),
         Err(e) => Err(DbError::Other(anyhow::anyhow!("{e:#}"))),

@@ -147,25 +147,25 @@ async fn seed(bench: &Bench, db: &Client) -> anyhow::Result<Seeded> {
         )
         .await?;
     let session = |user: Uuid| {
-        let minted = sessiond::auth::refresh::mint();
+        let minted = sessiond::auth::refresh::mint(at);
         let new_id = || sessiond::auth::refresh::new_id(at).to_string();
         let params = (new_id(), new_id(), user.to_string());
         (minted, params)
     };
     for i in 0..bench.sizes.sessions {
         let (minted, (id, sid, user)) = session(users[i % users.len()]);
-        db.execute(&insert, &[&id, &sid, &user, &minted.hash.as_slice(), &now]).await?;
+        db.execute(&insert, &[&id, &sid, &user, &minted.key.as_slice(), &now]).await?;
         sessions.push(minted.token);
     }
     let (account, users) = tenant(db, "revoke", 9, hash, now).await?;
     let (minted, (id, sid, owner)) = session(users[0]);
-    db.execute(&insert, &[&id, &sid, &owner, &minted.hash.as_slice(), &now]).await?;
+    db.execute(&insert, &[&id, &sid, &owner, &minted.key.as_slice(), &now]).await?;
     let members: Vec<String> = users[1..].iter().map(Uuid::to_string).collect();
     let others = i64::try_from(bench.sizes.pg_revoke_tokens.saturating_sub(1))?;
     // Random ids (gen_random_uuid: PostgreSQL 13+; the server's are time-ordered, version
-    // 7, which SQL cannot make before PostgreSQL 18) and random hashes, as the server's.
-    // The revoke reaches its rows by user, and their new index entries land among other
-    // tokens' either way.
+    // 7, which SQL cannot make before PostgreSQL 18) and random keys (the server's start
+    // with the minting time). The revoke reaches its rows by user, changes no key, and its
+    // new index entries land among other tokens' either way.
     db.execute(
         "INSERT INTO refresh_tokens
            (id, session_id, user_id, token_hash, session_started_at, issued_at)

@@ -61,6 +61,9 @@ pub struct Level {
     /// (warm-up included), in microseconds: what two shared cores can afford.
     pub server_cpu_us: f64,
     pub client_cpu_us: f64,
+    /// KiB the server wrote per request (log frames and checkpoint copies), over the run
+    /// (warm-up included): the disk's share of a refresh.
+    pub server_written_kib: f64,
 }
 
 /// One measured window of a level: what was recorded, and the CPU time both sides spent.
@@ -68,6 +71,7 @@ struct Window {
     recorded: Recorded,
     server_cpu: Duration,
     client_cpu: Duration,
+    server_written: u64,
 }
 
 impl Window {
@@ -76,6 +80,7 @@ impl Window {
         self.recorded.merge(other.recorded)?;
         self.server_cpu += other.server_cpu;
         self.client_cpu += other.client_cpu;
+        self.server_written += other.server_written;
         Ok(())
     }
 }
@@ -90,12 +95,14 @@ async fn window(
     anyhow::ensure!(tokens.len() >= clients, "fewer sessions than clients");
     let refreshers = deal(std::mem::take(tokens), clients);
     let (server_cpu, client_cpu) = (server.cpu()?, cpu_of("/proc/self/stat")?);
+    let written = server.written()?;
     let (recorded, back) = load::drive(server.addr, refreshers, phases).await?;
     *tokens = gather(back);
     Ok(Window {
         recorded,
         server_cpu: server.cpu()?.saturating_sub(server_cpu),
         client_cpu: cpu_of("/proc/self/stat")?.saturating_sub(client_cpu),
+        server_written: server.written()?.saturating_sub(written),
     })
 }
 
@@ -110,6 +117,7 @@ fn level(w: Window, (sync, grouped): (Sync, bool), clients: usize) -> Level {
         figures: w.recorded.summary(),
         server_cpu_us: per_request(w.server_cpu),
         client_cpu_us: per_request(w.client_cpu),
+        server_written_kib: w.server_written as f64 / 1024.0 / sent,
     }
 }
 
