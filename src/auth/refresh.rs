@@ -34,15 +34,17 @@ pub fn mint(now: DateTime<Utc>) -> Minted {
 }
 
 /// The stored key of a presented token: its time prefix, then the SHA-256 of the whole
-/// string. Keys sort by minting time, so a new token's entry in the unique index over
-/// keys lands on the index's last page, which the last rotations already wrote; a bare
-/// hash would dirty a random page of its own in every rotation, a page the log and then
-/// the checkpoint must write (docs/PERFORMANCE.md, issue 11).
+/// string. Keys sort by minting time, so new tokens' entries in the unique index over
+/// keys land at one place (after every earlier key of this shape, before the bare hashes
+/// of older tokens), on pages the last rotations already wrote; a bare hash would dirty a
+/// random page of its own in every rotation, a page the log and then the checkpoint must
+/// write (docs/PERFORMANCE.md, issue 11).
 ///
 /// Tokens minted before the prefix (43 characters, 32 random bytes) keep their bare
-/// SHA-256 as the key, so they go on working. Any other string hashes too, and an unknown
-/// one finds nothing: the prefix only orders, it is not trusted, since the hash after it
-/// must still match the whole string.
+/// SHA-256 as the key, so they go on working. Any other string hashes too (a 51-character
+/// one that is not canonical base64url among them: the server never minted it), and an
+/// unknown one finds nothing: the prefix only orders, it is not trusted, since the hash
+/// after it must still match the whole string.
 pub fn lookup_key(token: &str) -> Vec<u8> {
     let digest = Sha256::digest(token.as_bytes());
     let mut key = Vec::with_capacity(PREFIX + digest.len());

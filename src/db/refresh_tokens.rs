@@ -18,7 +18,9 @@ pub struct NewSession<'a> {
     pub id: Uuid,
     pub session_id: Uuid,
     pub user_id: Uuid,
-    pub token_hash: &'a [u8],
+    /// `auth::refresh::lookup_key` of the token, stored in the column `token_hash` (named
+    /// when it held the bare SHA-256).
+    pub key: &'a [u8],
     pub now: DateTime<Utc>,
     pub user_agent: Option<&'a str>,
     pub ip: Option<&'a str>,
@@ -55,7 +57,7 @@ pub fn insert_session(tx: &Tx<'_>, t: &NewSession<'_>) -> Result<(), DbError> {
             &TokenId::new(t.id),
             &TokenId::new(t.session_id),
             &t.user_id.to_string(),
-            &t.token_hash,
+            &t.key,
             &to_ms(t.now),
             &t.user_agent,
             &t.ip,
@@ -69,7 +71,7 @@ pub fn insert_successor(
     tx: &Tx<'_>,
     predecessor: &Presented,
     id: Uuid,
-    token_hash: &[u8],
+    key: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), DbError> {
     let p = predecessor;
@@ -81,7 +83,7 @@ pub fn insert_successor(
             &TokenId::new(id),
             &TokenId::new(p.session_id),
             &p.user_id.to_string(),
-            &token_hash,
+            &key,
             &to_ms(p.session_started_at),
             &to_ms(now),
             &p.user_agent,
@@ -103,8 +105,8 @@ pub(super) const FIND_PRESENTED_SQL: &str =
 
 /// Looks a token up by its key (`auth::refresh::lookup_key`: the time prefix and SHA-256
 /// stored in `token_hash`, under the unique index), joined to its user and account.
-pub fn find_presented(tx: &Tx<'_>, token_hash: &[u8]) -> Result<Option<Presented>, DbError> {
-    tx.query_opt(FIND_PRESENTED_SQL, &[&token_hash], |r| {
+pub fn find_presented(tx: &Tx<'_>, key: &[u8]) -> Result<Option<Presented>, DbError> {
+    tx.query_opt(FIND_PRESENTED_SQL, &[&key], |r| {
         Ok(Presented {
             id: r.uuid(0)?,
             session_id: r.uuid(1)?,

@@ -108,7 +108,7 @@ async fn authenticate(
                     id: refresh::new_id(now),
                     session_id,
                     user_id: user.id,
-                    token_hash: &minted.key,
+                    key: &minted.key,
                     now,
                     user_agent: client.user_agent.as_deref(),
                     ip: client.ip.as_deref(),

@@ -18,7 +18,7 @@ async fn login_returns_a_token_pair_that_is_not_cached() {
     assert_eq!(r.body["token_type"], "bearer");
     assert_eq!(r.body["expires_in"], 300);
     assert!(r.body["access_token"].as_str().unwrap().split('.').count() == 3);
-    assert!(r.body["refresh_token"].as_str().unwrap().len() >= 43);
+    assert_eq!(r.body["refresh_token"].as_str().unwrap().len(), 51);
     assert_eq!(r.body.as_object().unwrap().len(), 4);
 }
 

@@ -51,7 +51,7 @@ pub async fn run(bench: &Bench, sync: Sync) -> anyhow::Result<Ceiling> {
         if began >= end {
             break;
         }
-        let presented = std::mem::take(&mut keys_of[i]);
+        let presented = keys_of[i].clone();
         let now = clock.now();
         // Minting is part of the server's refresh too (random bytes, base64, SHA-256).
         let minted = refresh::mint(now);
