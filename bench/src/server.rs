@@ -237,8 +237,9 @@ impl Server {
         cpu_of(&format!("/proc/{}/stat", self.pid))
     }
 
-    /// Bytes the server has handed to `write` so far (`wchar` of /proc/PID/io): the log's
-    /// frames and the checkpoints' copies into the database file.
+    /// Bytes the server has handed to `write` so far (`wchar` of /proc/PID/io): mostly the
+    /// log's frames and the checkpoints' copies into the database file, plus its own log
+    /// lines and HTTP answers.
     pub fn written(&self) -> anyhow::Result<u64> {
         let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid))
             .context("reading /proc/PID/io")?;

@@ -29,7 +29,7 @@ pub fn mint(now: DateTime<Utc>) -> Minted {
     bytes[..PREFIX].copy_from_slice(&ms[ms.len() - PREFIX..]);
     rand::rng().fill_bytes(&mut bytes[PREFIX..]);
     let token = URL_SAFE_NO_PAD.encode(bytes);
-    let key = lookup_key(&token);
+    let key = key_of(&bytes[..PREFIX], &token);
     Minted { token, key }
 }
 
@@ -46,14 +46,17 @@ pub fn mint(now: DateTime<Utc>) -> Minted {
 /// unknown one finds nothing: the prefix only orders, it is not trusted, since the hash
 /// after it must still match the whole string.
 pub fn lookup_key(token: &str) -> Vec<u8> {
+    let mut bytes = [0u8; PREFIX + SECRET];
+    let ours = token.len() == ENCODED_LEN
+        && matches!(URL_SAFE_NO_PAD.decode_slice(token, &mut bytes), Ok(n) if n == bytes.len());
+    key_of(if ours { &bytes[..PREFIX] } else { &[] }, token)
+}
+
+/// `prefix` (empty for a token of the old shape), then the SHA-256 of the token.
+fn key_of(prefix: &[u8], token: &str) -> Vec<u8> {
     let digest = Sha256::digest(token.as_bytes());
-    let mut key = Vec::with_capacity(PREFIX + digest.len());
-    if token.len() == ENCODED_LEN
-        && let Ok(bytes) = URL_SAFE_NO_PAD.decode(token)
-        && let Some(prefix) = bytes.get(..PREFIX)
-    {
-        key.extend_from_slice(prefix);
-    }
+    let mut key = Vec::with_capacity(prefix.len() + digest.len());
+    key.extend_from_slice(prefix);
     key.extend_from_slice(&digest);
     key
 }

@@ -61,8 +61,8 @@ pub struct Level {
     /// (warm-up included), in microseconds: what two shared cores can afford.
     pub server_cpu_us: f64,
     pub client_cpu_us: f64,
-    /// KiB the server wrote per request (log frames and checkpoint copies), over the run
-    /// (warm-up included): the disk's share of a refresh.
+    /// KiB the server handed to `write` per request (mostly log frames and checkpoint
+    /// copies; see `Server::written`), over the run (warm-up included).
     pub server_written_kib: f64,
 }
 
