@@ -87,7 +87,7 @@ impl Rows {
         email: &str,
         role: &str,
     ) -> anyhow::Result<Uuid> {
-        let id = Uuid::new_v4();
+        let id = sessiond::service::users::new_id(account);
         tx.prepare_cached(
             "INSERT INTO users (id, account_id, email, password_hash, role, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

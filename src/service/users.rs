@@ -21,6 +21,19 @@ pub fn check_email(email: &str) -> Result<(), String> {
     if ok { Ok(()) } else { Err(format!("{email:?} is not an email address")) }
 }
 
+/// The id of a new user of `account`: a UUID of version 8 whose first 6 bytes are the
+/// account id's first 6 bytes, the other 74 bits random. The token table is clustered
+/// by user, so one account's users then sit side by side in it and in every index a
+/// revoke changes, and the account's bulk revoke writes pages of that account only,
+/// instead of sharing a page at each end of every user's rows with other accounts
+/// (docs/PERFORMANCE.md, issue 11). The prefix tells nothing a user of the account does
+/// not know: the account's id is in `/accounts/me`.
+pub fn new_id(account: Uuid) -> Uuid {
+    let mut bytes = *Uuid::new_v4().as_bytes();
+    bytes[..6].copy_from_slice(&account.as_bytes()[..6]);
+    Uuid::new_v8(bytes)
+}
+
 pub async fn create(
     db: &Db,
     account_id: Uuid,
@@ -34,7 +47,7 @@ pub async fn create(
         if !accounts::exists(tx, account_id)? {
             return Err(Error::NotFound(format!("no account with id {account_id}")));
         }
-        let id = Uuid::new_v4();
+        let id = new_id(account_id);
         users::insert(
             tx,
             &users::NewUser { id, account_id, email: &email, password_hash: &password_hash, role },
@@ -113,4 +126,20 @@ pub async fn unlock(db: &Db, email: &str, now: DateTime<Utc>) -> Result<(Uuid, u
         Ok((user.id, cleared))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_users_id_starts_with_its_accounts_and_is_random_after() {
+        let account = Uuid::new_v4();
+        let (a, b) = (new_id(account), new_id(account));
+        assert_eq!(a.as_bytes()[..6], account.as_bytes()[..6]);
+        assert_eq!(b.as_bytes()[..6], account.as_bytes()[..6]);
+        assert_ne!(a, b, "random after the account's prefix");
+        assert_eq!(a.get_version_num(), 8);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+    }
 }

@@ -21,7 +21,9 @@ fn account_and_user_create_print_ids() {
     assert_eq!(with_stdin.code, 0, "{with_stdin:?}");
     let v = with_stdin.json();
     assert_eq!(v.as_object().unwrap().len(), 1, "no password printed when it came from stdin: {v}");
-    uuid::Uuid::parse_str(v["user_id"].as_str().unwrap()).unwrap();
+    let user = uuid::Uuid::parse_str(v["user_id"].as_str().unwrap()).unwrap();
+    // A user's id starts with its account's (the token table keeps an account together).
+    assert_eq!(user.to_string()[..13], account[..13], "{user} of {account}");
 
     let generated = user_create(dir.path(), db, &account, "e@acme.test", "engineer", None);
     assert_eq!(generated.code, 0, "{generated:?}");

@@ -204,7 +204,7 @@ async fn tenant(
         } else {
             (format!("user{i}@{name}.test"), "engineer")
         };
-        let id = Uuid::new_v4();
+        let id = sessiond::service::users::new_id(account);
         db.execute(
             "INSERT INTO users (id, account_id, email, password_hash, role, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
