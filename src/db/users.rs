@@ -69,7 +69,7 @@ pub fn insert(tx: &Tx<'_>, u: &NewUser<'_>, now: DateTime<Utc>) -> Result<(), Db
     );
     match result {
         Ok(_) => Ok(()),
-        // The only unique column a new user can collide on (its id is random).
+        // The only unique column a new user can collide on (its id has 74 random bits).
         Err(DbError::Conflict(_)) => {
             Err(DbError::Conflict(format!("a user with email {} already exists", u.email)))
         }

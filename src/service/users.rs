@@ -22,12 +22,14 @@ pub fn check_email(email: &str) -> Result<(), String> {
 }
 
 /// The id of a new user of `account`: a UUID of version 8 whose first 6 bytes are the
-/// account id's first 6 bytes, the other 74 bits random. The token table is clustered
-/// by user, so one account's users then sit side by side in it and in every index a
-/// revoke changes, and the account's bulk revoke writes pages of that account only,
-/// instead of sharing a page at each end of every user's rows with other accounts
-/// (docs/PERFORMANCE.md, issue 11). The prefix tells nothing a user of the account does
-/// not know: the account's id is in `/accounts/me`.
+/// account id's first 6 bytes, the other 74 bits random. On SQLite the token table and
+/// its indexes over live tokens and over ended sessions are keyed by user first, so one
+/// account's users then sit side by side in them, and the account's bulk revoke writes
+/// the account's own pages and one shared page at each end of its range, instead of a
+/// shared page at each end of every user's rows (docs/PERFORMANCE.md, issue 11). This
+/// relies on account ids being random in those 6 bytes (version 4, `accounts::create`).
+/// The prefix tells a member of the account nothing new (the account's id is in
+/// `/accounts/me`); to anyone else, two ids with the same prefix belong to one account.
 pub fn new_id(account: Uuid) -> Uuid {
     let mut bytes = *Uuid::new_v4().as_bytes();
     bytes[..6].copy_from_slice(&account.as_bytes()[..6]);
