@@ -12,7 +12,10 @@
 //! tokens are spread evenly through the others' (as years of interleaved activity leave
 //! them: the realistic case, and the one the target is about), and one whose tokens were
 //! written in one block (the control: same statement, same table, dense pages). Every
-//! account but the block one is revoked under both `synchronous` settings.
+//! account but the block one is revoked under both `synchronous` settings. Under FULL,
+//! the account of the same size alone (its own file and server) and those two take
+//! turns, revoke by revoke: the target's ratio compares revokes of the same minutes,
+//! not of runs minutes apart on a machine whose speed drifts.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -49,32 +52,73 @@ pub struct Revoke {
 
 pub async fn run(bench: &Bench) -> anyhow::Result<Vec<Revoke>> {
     let mut out = Vec::new();
-    for &tokens in &bench.sizes.revoke_sizes {
-        let (dir, db) = bench.fresh_db(&format!("revoke-{tokens}")).await?;
-        let mut target = seed_alone(bench, &db, tokens)?;
+    let (tokens, foreign) = (bench.sizes.revoke_foreign_size, bench.sizes.revoke_foreign);
+    // The account alone of the size compared with the one among others: its file is kept
+    // for that comparison, where it is revoked under FULL in turns with the other.
+    let mut compared = None;
+    for &size in &bench.sizes.revoke_sizes {
+        let (dir, db) = bench.fresh_db(&format!("revoke-{size}")).await?;
+        let mut target = seed_alone(bench, &db, size)?;
+        let kept = size == tokens && foreign > 0;
         for sync in [Sync::Full, Sync::Normal] {
+            if kept && sync == Sync::Full {
+                continue;
+            }
             let server = bench.serve(&dir, &db, sync).await?;
-            let case = (tokens, 0, "alone");
+            let case = (size, 0, "alone");
             out.push(measure(bench, &server, &db, &mut target, sync, case).await?);
             server.stop().await?;
         }
-        std::fs::remove_dir_all(&dir).context("removing a revoke database")?;
+        if kept {
+            compared = Some((dir, db, target));
+        } else {
+            std::fs::remove_dir_all(&dir).context("removing a revoke database")?;
+        }
     }
 
-    let (tokens, foreign) = (bench.sizes.revoke_foreign_size, bench.sizes.revoke_foreign);
     let (dir, db) = bench.fresh_db("revoke-foreign").await?;
     let (mut spread, mut block) = seed_with_foreign(bench, &db, tokens, foreign)?;
     for sync in [Sync::Full, Sync::Normal] {
         let server = bench.serve(&dir, &db, sync).await?;
-        let case = (tokens, foreign, "spread");
-        out.push(measure(bench, &server, &db, &mut spread, sync, case).await?);
         if sync == Sync::Full {
-            let case = (tokens, foreign, "block");
-            out.push(measure(bench, &server, &db, &mut block, sync, case).await?);
+            // Alone, spread and in one block take turns, revoke by revoke, so that the
+            // ratio's two sides sample the same minutes of the machine.
+            let mut turns = Vec::new();
+            let mut alone_server = None;
+            if let Some((dir, db, target)) = compared.as_mut() {
+                let alone = alone_server.insert(bench.serve(dir, db, sync).await?);
+                turns.push(Turn::start(alone, db, target, (tokens, 0, "alone")).await?);
+            }
+            turns.push(Turn::start(&server, &db, &mut spread, (tokens, foreign, "spread")).await?);
+            turns.push(Turn::start(&server, &db, &mut block, (tokens, foreign, "block")).await?);
+            for rep in 0..=bench.sizes.revoke_reps {
+                for turn in &mut turns {
+                    turn.revoke(rep).await?;
+                }
+            }
+            for turn in turns {
+                let row = turn.finish(sync).await?;
+                if row.foreign == 0 {
+                    // In its place among the other accounts alone, before the NORMAL row.
+                    let at = out.iter().position(|r| r.tokens == row.tokens).unwrap_or(out.len());
+                    out.insert(at, row);
+                } else {
+                    out.push(row);
+                }
+            }
+            if let Some(alone) = alone_server {
+                alone.stop().await?;
+            }
+        } else {
+            let case = (tokens, foreign, "spread");
+            out.push(measure(bench, &server, &db, &mut spread, sync, case).await?);
         }
         server.stop().await?;
     }
     std::fs::remove_dir_all(&dir).context("removing a revoke database")?;
+    if let Some((dir, _, _)) = compared {
+        std::fs::remove_dir_all(&dir).context("removing a revoke database")?;
+    }
     Ok(out)
 }
 
@@ -84,63 +128,102 @@ struct Target {
     owner_token: String,
 }
 
+/// What a row measures: the account's tokens, other accounts' tokens, the layout.
+type Case = (usize, usize, &'static str);
+
+/// Every revoke of one account, the warm-up first.
 async fn measure(
     bench: &Bench,
     server: &Server,
     db: &Path,
     target: &mut Target,
     sync: Sync,
-    (tokens, foreign, layout): (usize, usize, &'static str),
+    case: Case,
 ) -> anyhow::Result<Revoke> {
-    let pair = refresh_once(server, &target.owner_token).await?;
-    // The next measurement of this account (on another server) refreshes from here.
-    target.owner_token = pair.refresh_token;
-    let access = pair.access_token;
-    let reviver = Reviver::open(db, target.tenant.account)?;
-    let mut conn = Conn::open(server.addr).await?;
-    let call = Call::post(
-        "/accounts/me/security/revoke-sessions",
-        Some(&access),
-        br#"{"scope":"all"}"#.to_vec(),
-    );
-    let mut took = Vec::new();
-    let mut pages = Vec::new();
-    let mut errors = 0;
+    let mut turn = Turn::start(server, db, target, case).await?;
     for rep in 0..=bench.sizes.revoke_reps {
+        turn.revoke(rep).await?;
+    }
+    turn.finish(sync).await
+}
+
+/// One account's revokes on one server, one at a time, so that accounts can take turns.
+struct Turn {
+    case: Case,
+    reviver: Reviver,
+    conn: Conn,
+    call: Call,
+    took: Vec<Duration>,
+    pages: Vec<u64>,
+    errors: u64,
+}
+
+impl Turn {
+    /// Takes an access token for the account's owner and opens the connections.
+    async fn start(
+        server: &Server,
+        db: &Path,
+        target: &mut Target,
+        case: Case,
+    ) -> anyhow::Result<Turn> {
+        let pair = refresh_once(server, &target.owner_token).await?;
+        // The next measurement of this account (on another server) refreshes from here.
+        target.owner_token = pair.refresh_token;
+        let reviver = Reviver::open(db, target.tenant.account)?;
+        let conn = Conn::open(server.addr).await?;
+        let call = Call::post(
+            "/accounts/me/security/revoke-sessions",
+            Some(&pair.access_token),
+            br#"{"scope":"all"}"#.to_vec(),
+        );
+        let (took, pages) = (Vec::new(), Vec::new());
+        Ok(Turn { case, reviver, conn, call, took, pages, errors: 0 })
+    }
+
+    /// Revoke number `rep`: 0 warms the cache and is not counted; the others follow a
+    /// revival of the account's tokens.
+    async fn revoke(&mut self, rep: usize) -> anyhow::Result<()> {
+        let tokens = self.case.0;
         if rep > 0 {
-            reviver.revive().await?;
+            self.reviver.revive().await?;
         }
         let began = Instant::now();
-        let (status, body) = conn.send(&call).await?;
+        let (status, body) = self.conn.send(&self.call).await?;
         let elapsed = began.elapsed();
         let count = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["revoked_count"].as_u64());
         if !status.is_success() || count != Some(tokens as u64) {
-            errors += 1;
+            self.errors += 1;
             eprintln!("revoke of {tokens}: {status} {}", String::from_utf8_lossy(&body));
         } else if rep > 0 {
-            took.push(elapsed);
-            pages.push(reviver.log_pages());
+            self.took.push(elapsed);
+            self.pages.push(self.reviver.log_pages());
         }
+        Ok(())
     }
-    // Live again, for a later measurement of the same account.
-    reviver.revive().await?;
-    took.sort();
-    pages.sort_unstable();
-    let ms = |d: Option<&Duration>| d.map_or(0.0, super::cold_start::ms);
-    Ok(Revoke {
-        synchronous: sync,
-        tokens,
-        foreign,
-        layout,
-        revokes: took.len(),
-        median_ms: median_ms(&mut took),
-        min_ms: ms(took.first()),
-        max_ms: ms(took.last()),
-        pages_written: pages.get(pages.len() / 2).copied().unwrap_or(0),
-        errors,
-    })
+
+    /// The row, once the account is live again (for a later measurement of it).
+    async fn finish(mut self, sync: Sync) -> anyhow::Result<Revoke> {
+        self.reviver.revive().await?;
+        let (tokens, foreign, layout) = self.case;
+        let mut took = self.took;
+        took.sort();
+        self.pages.sort_unstable();
+        let ms = |d: Option<&Duration>| d.map_or(0.0, super::cold_start::ms);
+        Ok(Revoke {
+            synchronous: sync,
+            tokens,
+            foreign,
+            layout,
+            revokes: took.len(),
+            min_ms: ms(took.first()),
+            max_ms: ms(took.last()),
+            median_ms: median_ms(&mut took),
+            pages_written: self.pages.get(self.pages.len() / 2).copied().unwrap_or(0),
+            errors: self.errors,
+        })
+    }
 }
 
 /// The account: an owner with one session (its token answered), and `tokens - 1` more
